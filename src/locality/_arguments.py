@@ -1,0 +1,164 @@
+"""Argument normalisation and validation shared by the functional ops and the layers.
+
+Every check here runs before any computation, so that bad input fails with a message that names
+the argument, what was expected and what came, never with an error from deep inside torch.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Union
+
+import torch
+
+IntOrTuple = Union[int, Sequence[int]]
+Padding = Union[str, int, Sequence[int]]
+
+PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
+
+
+def ntuple(value: IntOrTuple, n: int, name: str, *, minimum: int = 1, where: str = "") -> tuple[int, ...]:
+    """Expand an int or a length-``n`` sequence of ints to an ``n``-tuple, checking each entry.
+
+    ``minimum`` is the smallest allowed entry (1 for sizes and strides, 0 for padding).
+    """
+    prefix = f"{where}: " if where else ""
+    if isinstance(value, bool) or not isinstance(value, (int, Sequence, torch.Size)):
+        raise TypeError(
+            f"{prefix}{name} must be an int or a tuple of {n} ints, got {type(value).__name__} "
+            f"{value!r}"
+        )
+    if isinstance(value, int):
+        values: tuple = (value,) * n
+    else:
+        values = tuple(value)
+        if len(values) != n:
+            raise ValueError(
+                f"{prefix}{name} must be an int or a tuple of {n} ints, got {len(values)} values "
+                f"{value!r}"
+            )
+    for v in values:
+        if isinstance(v, bool) or not isinstance(v, int):
+            raise TypeError(
+                f"{prefix}{name} must contain ints, got {type(v).__name__} {v!r} in {value!r}"
+            )
+        if v < minimum:
+            kind = "positive" if minimum == 1 else "non-negative"
+            raise ValueError(f"{prefix}{name} must be {kind}, got {value!r}")
+    return values
+
+
+def check_padding_mode(padding_mode: str, where: str = "") -> str:
+    prefix = f"{where}: " if where else ""
+    if padding_mode not in PADDING_MODES:
+        raise ValueError(
+            f"{prefix}padding_mode must be one of {', '.join(map(repr, PADDING_MODES))}, "
+            f"got {padding_mode!r}"
+        )
+    return padding_mode
+
+
+def padding_amounts(
+    padding: Padding,
+    kernel_size: tuple[int, ...],
+    stride: tuple[int, ...],
+    dilation: tuple[int, ...],
+    where: str = "",
+) -> tuple[tuple[int, int], ...]:
+    """(before, after) padding per spatial dimension, from an int, a tuple, "valid" or "same".
+
+    "same" keeps the spatial size at stride 1 and, as ``torch.nn.Conv*d`` does, puts the odd
+    extra element after (on the right/bottom).
+    """
+    prefix = f"{where}: " if where else ""
+    d = len(kernel_size)
+    if isinstance(padding, str):
+        if padding == "valid":
+            return ((0, 0),) * d
+        if padding == "same":
+            if any(s != 1 for s in stride):
+                raise ValueError(
+                    f"{prefix}padding='same' is only supported with stride 1 (as in "
+                    f"torch.nn.Conv{d}d), got stride={stride}"
+                )
+            totals = [dl * (k - 1) for k, dl in zip(kernel_size, dilation)]
+            return tuple((t // 2, t - t // 2) for t in totals)
+        raise ValueError(f"{prefix}padding must be 'valid', 'same', an int or a tuple, got {padding!r}")
+    values = ntuple(padding, d, "padding", minimum=0, where=where)
+    return tuple((p, p) for p in values)
+
+
+def output_size(
+    input_size: Sequence[int],
+    kernel_size: Sequence[int],
+    stride: Sequence[int],
+    pads: Sequence[tuple[int, int]],
+    dilation: Sequence[int],
+    where: str = "",
+) -> tuple[int, ...]:
+    """Output spatial size: floor((n + before + after - dilation*(k-1) - 1) / stride) + 1.
+
+    Raises a ValueError naming both sizes when the (dilated) kernel does not fit in the padded
+    input.
+    """
+    prefix = f"{where}: " if where else ""
+    out = []
+    for dim, (n, k, s, (lo, hi), dl) in enumerate(zip(input_size, kernel_size, stride, pads, dilation)):
+        extent = dl * (k - 1) + 1
+        padded = n + lo + hi
+        if extent > padded:
+            raise ValueError(
+                f"{prefix}kernel extent {extent} (kernel_size={tuple(kernel_size)}, "
+                f"dilation={tuple(dilation)}) is larger than the padded input {padded} "
+                f"(input size {n} + padding {lo}+{hi}) in spatial dimension {dim}"
+            )
+        out.append((padded - extent) // s + 1)
+    return tuple(out)
+
+
+def check_channels(in_channels: int, out_channels: int, groups: int, where: str = "") -> None:
+    prefix = f"{where}: " if where else ""
+    for name, value in (("in_channels", in_channels), ("out_channels", out_channels), ("groups", groups)):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError(f"{prefix}{name} must be an int, got {type(value).__name__} {value!r}")
+        if value < 1:
+            raise ValueError(f"{prefix}{name} must be positive, got {value}")
+    if in_channels % groups:
+        raise ValueError(f"{prefix}in_channels ({in_channels}) must be divisible by groups ({groups})")
+    if out_channels % groups:
+        raise ValueError(f"{prefix}out_channels ({out_channels}) must be divisible by groups ({groups})")
+
+
+def check_input(
+    input: torch.Tensor, d: int, in_channels: int, where: str
+) -> tuple[torch.Tensor, bool]:
+    """Check rank and channels of ``input``; return it batched and whether it came unbatched."""
+    if not isinstance(input, torch.Tensor):
+        raise TypeError(f"{where}: input must be a torch.Tensor, got {type(input).__name__}")
+    if input.dim() not in (d + 1, d + 2):
+        raise ValueError(
+            f"{where}: expected a {d + 2}-D input (N, C, {_spatial_names(d)}) or a {d + 1}-D "
+            f"unbatched input (C, {_spatial_names(d)}), got a {input.dim()}-D input of shape "
+            f"{tuple(input.shape)}"
+        )
+    unbatched = input.dim() == d + 1
+    if unbatched:
+        input = input.unsqueeze(0)
+    if input.shape[1] != in_channels:
+        raise ValueError(
+            f"{where}: expected input with {in_channels} channels, got {input.shape[1]} channels "
+            f"(input shape {tuple(input.shape if not unbatched else input.shape[1:])})"
+        )
+    if not (input.is_floating_point() or input.is_complex()):
+        raise TypeError(f"{where}: input must be a floating point tensor, got {input.dtype}")
+    return input, unbatched
+
+
+def _spatial_names(d: int) -> str:
+    return ", ".join(("L",) if d == 1 else ("H", "W") if d == 2 else ("D", "H", "W"))
+
+
+def fan_in(in_channels: int, groups: int, kernel_size: Sequence[int]) -> int:
+    """Inputs seen by one output unit: in_channels/groups x kernel volume (as for Conv*d)."""
+    return (in_channels // groups) * math.prod(kernel_size)

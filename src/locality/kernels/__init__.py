@@ -1,0 +1,1 @@
+"""Implementations behind :mod:`locality.functional`, chosen per device and shape in ``dispatch``."""

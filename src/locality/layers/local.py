@@ -1,0 +1,112 @@
+"""Locally connected layers: a convolution whose every output position has its own kernel."""
+
+from __future__ import annotations
+
+import torch
+
+from locality import functional
+from locality._arguments import IntOrTuple, Padding, ntuple, output_size
+from locality.layers._base import _ConnectivityNd
+
+
+class _LocallyConnectedNd(_ConnectivityNd):
+    _op = staticmethod(functional.locally_connected)
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: IntOrTuple,
+        input_size: IntOrTuple,
+        stride: IntOrTuple = 1,
+        padding: Padding = 0,
+        dilation: IntOrTuple = 1,
+        groups: int = 1,
+        bias: bool = True,
+        padding_mode: str = "zeros",
+        shared_bias: bool = False,
+        device=None,
+        dtype=None,
+    ) -> None:
+        self.input_size = ntuple(input_size, self._d, "input_size", where=type(self).__name__)
+        super().__init__(
+            in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
+            shared_bias, padding_mode, device, dtype,
+        )
+
+    def _grid(self) -> tuple[int, ...]:
+        self.output_size = output_size(
+            self.input_size, self.kernel_size, self.stride, self._pads, self.dilation,
+            where=type(self).__name__,
+        )
+        return self.output_size
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        d = len(self.input_size)
+        if isinstance(input, torch.Tensor) and input.dim() in (d + 1, d + 2):
+            if tuple(input.shape[-d:]) != self.input_size:
+                raise ValueError(
+                    f"{type(self).__name__}: expected input of spatial size {self.input_size}, got "
+                    f"{tuple(input.shape[-d:])} (input shape {tuple(input.shape)}); a locally "
+                    f"connected layer has one kernel per output position, so its input size is "
+                    f"fixed (use TiledConv{d}d or Conv{d}d for inputs of any size)"
+                )
+        return super().forward(input)
+
+    def _repr_fields(self) -> list[str]:
+        return [f"input_size={self.input_size}"]
+
+
+_ARGS_DOC = """
+    Args:
+        in_channels: channels of the input.
+        out_channels: channels of the output.
+        kernel_size: size of each position's kernel (int or tuple).
+        input_size: spatial size of the input (int or tuple); fixed, since every output position
+            owns its kernel.
+        stride, padding, dilation, groups: as in ``torch.nn.Conv{d}d``; padding may be an int, a
+            tuple, ``"valid"`` or ``"same"`` (stride 1).
+        bias: add a learnable bias. Default ``True``.
+        padding_mode: ``"zeros"``, ``"reflect"``, ``"replicate"`` or ``"circular"``.
+        shared_bias: one bias per output channel shared over positions (Lasagne's
+            ``untie_biases=False``) instead of one per output channel and position.
+
+    Shape:
+        - Input: ``(N, C_in, {spatial})`` or ``(C_in, {spatial})`` with spatial size ``input_size``.
+        - Output: ``(N, C_out, {spatial_out})`` where
+          ``out[i] = floor((input_size[i] + 2 * padding[i] - dilation[i] * (kernel_size[i] - 1) - 1)
+          / stride[i] + 1)``.
+
+    Attributes:
+        weight: ``(*output_size, C_out, C_in // groups, *kernel_size)``; ``weight[p]`` is the
+            ``Conv{d}d`` weight used at output position ``p`` (position-major, so the batched
+            product over positions reads it without a copy). Initialised from
+            ``U(-1/sqrt(fan_in), 1/sqrt(fan_in))`` with ``fan_in = C_in / groups * prod(kernel_size)``,
+            as ``Conv{d}d``.
+        bias: ``(*output_size, C_out)``, or ``(C_out,)`` with ``shared_bias=True``; same init.
+"""
+
+
+class LocallyConnected1d(_LocallyConnectedNd):
+    _d = 1
+
+
+class LocallyConnected2d(_LocallyConnectedNd):
+    _d = 2
+
+
+class LocallyConnected3d(_LocallyConnectedNd):
+    _d = 3
+
+
+_SPATIAL = {1: ("L", "L_out"), 2: ("H, W", "H_out, W_out"), 3: ("D, H, W", "D_out, H_out, W_out")}
+for _d, _cls in ((1, LocallyConnected1d), (2, LocallyConnected2d), (3, LocallyConnected3d)):
+    _cls.__doc__ = (
+        f"Applies a {_d}-D locally connected (unshared) convolution over an input signal.\n\n"
+        f"    Like ``torch.nn.Conv{_d}d``, but each output position has its own kernel: unfold the\n"
+        f"    input into patches, multiply the patch at position ``p`` by ``weight[p]``, fold.\n"
+        + _ARGS_DOC.format(d=_d, spatial=_SPATIAL[_d][0], spatial_out=_SPATIAL[_d][1])
+        + f"\n    Example::\n\n        >>> layer = LocallyConnected{_d}d(4, 8, 3, input_size={(6,) * _d if _d > 1 else 6})\n"
+        f"        >>> layer(torch.randn(2, 4, {', '.join(['6'] * _d)})).shape\n"
+        f"        torch.Size([2, 8, {', '.join(['4'] * _d)}])\n"
+    )

@@ -1,0 +1,86 @@
+"""Tiled convolution layers (Le et al., 2010): kernels shared between outputs a tile apart."""
+
+from __future__ import annotations
+
+from locality import functional
+from locality._arguments import IntOrTuple, Padding, ntuple
+from locality.layers._base import _ConnectivityNd
+
+
+class _TiledConvNd(_ConnectivityNd):
+    _op = staticmethod(functional.tiled_conv)
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: IntOrTuple,
+        tile_size: IntOrTuple,
+        stride: IntOrTuple = 1,
+        padding: Padding = 0,
+        dilation: IntOrTuple = 1,
+        groups: int = 1,
+        bias: bool = True,
+        padding_mode: str = "zeros",
+        shared_bias: bool = False,
+        device=None,
+        dtype=None,
+    ) -> None:
+        self.tile_size = ntuple(tile_size, self._d, "tile_size", where=type(self).__name__)
+        super().__init__(
+            in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
+            shared_bias, padding_mode, device, dtype,
+        )
+
+    def _grid(self) -> tuple[int, ...]:
+        return self.tile_size
+
+    def _repr_fields(self) -> list[str]:
+        return [f"tile_size={self.tile_size}"]
+
+
+class TiledConv1d(_TiledConvNd):
+    _d = 1
+
+
+class TiledConv2d(_TiledConvNd):
+    _d = 2
+
+
+class TiledConv3d(_TiledConvNd):
+    _d = 3
+
+
+_SPATIAL = {1: ("L", "L_out"), 2: ("H, W", "H_out, W_out"), 3: ("D, H, W", "D_out, H_out, W_out")}
+for _d, _cls in ((1, TiledConv1d), (2, TiledConv2d), (3, TiledConv3d)):
+    _cls.__doc__ = f"""Applies a {_d}-D tiled convolution over an input signal.
+
+    A bank of ``prod(tile_size)`` kernels; the output at position ``i`` uses kernel
+    ``i mod tile_size`` (per dimension). ``tile_size=1`` is exactly ``torch.nn.Conv{_d}d``;
+    a tile as large as the output is a locally connected layer. Works on inputs of any size.
+
+    Args:
+        in_channels, out_channels, kernel_size: as in ``torch.nn.Conv{_d}d``.
+        tile_size: period of the kernel map, per dimension (int or tuple, >= 1).
+        stride, padding, dilation, groups, bias, padding_mode: as in ``torch.nn.Conv{_d}d``.
+        shared_bias: one bias per output channel instead of one per channel and tile offset.
+
+    Shape:
+        - Input: ``(N, C_in, {_SPATIAL[_d][0]})`` or ``(C_in, {_SPATIAL[_d][0]})``.
+        - Output: ``(N, C_out, {_SPATIAL[_d][1]})`` with
+          ``out[i] = floor((in[i] + 2 * padding[i] - dilation[i] * (kernel_size[i] - 1) - 1)
+          / stride[i] + 1)``.
+
+    Attributes:
+        weight: ``(*tile_size, C_out, C_in // groups, *kernel_size)``; ``weight[r]`` is the
+            ``Conv{_d}d`` weight used at every output position ``i`` with ``i mod tile_size == r``.
+            Initialised from ``U(-1/sqrt(fan_in), 1/sqrt(fan_in))``,
+            ``fan_in = C_in / groups * prod(kernel_size)``, as ``Conv{_d}d``.
+        bias: ``(*tile_size, C_out)``, or ``(C_out,)`` with ``shared_bias=True``; same init.
+
+    Example::
+
+        >>> layer = TiledConv{_d}d(4, 8, 3, tile_size=2, padding=1)
+        >>> layer(torch.randn(2, 4, {', '.join(['7'] * _d)})).shape
+        torch.Size([2, 8, {', '.join(['7'] * _d)}])
+"""
