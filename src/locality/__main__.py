@@ -1,0 +1,5 @@
+import sys
+
+from locality.cli import main
+
+sys.exit(main())

@@ -1,0 +1,44 @@
+"""The ``locality`` command: one subcommand per module in this package, each thin.
+
+Each subcommand module defines ``register(subparsers)``, which adds its parser and sets
+``run=callable(args) -> int`` as a default. Heavy imports happen inside ``run``, so ``--help`` is
+fast and optional extras are only needed by the subcommands that use them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+# Order is the order shown by ``locality --help``.
+SUBCOMMANDS: tuple[str, ...] = ()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from locality import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="locality",
+        description="Fully connected, locally connected, tiled and convolutional layers: "
+        "count, compare, draw, convert and train them.",
+    )
+    parser.add_argument("--version", action="version", version=f"locality {__version__}")
+    subparsers = parser.add_subparsers(title="commands", metavar="COMMAND")
+    for name in SUBCOMMANDS:
+        importlib.import_module(f"locality.cli.{name}").register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "run"):
+        parser.print_help()
+        return 2
+    return int(args.run(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
