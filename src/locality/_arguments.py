@@ -24,7 +24,7 @@ def ntuple(value: IntOrTuple, n: int, name: str, *, minimum: int = 1, where: str
     ``minimum`` is the smallest allowed entry (1 for sizes and strides, 0 for padding).
     """
     prefix = f"{where}: " if where else ""
-    if isinstance(value, bool) or not isinstance(value, (int, Sequence, torch.Size)):
+    if isinstance(value, (bool, str)) or not isinstance(value, (int, Sequence, torch.Size)):
         raise TypeError(
             f"{prefix}{name} must be an int or a tuple of {n} ints, got {type(value).__name__} "
             f"{value!r}"

@@ -114,7 +114,8 @@ def _prepare(
             f"({groups})"
         )
     input, unbatched = check_input(input, d, group_channels * groups, op)
-    if input.dtype != weight.dtype:
+    # Under autocast the ops cast their operands themselves, as for torch.nn.Conv*d.
+    if input.dtype != weight.dtype and not torch.is_autocast_enabled(input.device.type):
         raise TypeError(f"{op}: input dtype {input.dtype} does not match weight dtype {weight.dtype}")
     if input.device != weight.device:
         raise ValueError(f"{op}: input is on {input.device} but weight is on {weight.device}")

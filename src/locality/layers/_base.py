@@ -17,6 +17,7 @@ from locality._arguments import (
     IntOrTuple,
     Padding,
     check_channels,
+    check_input,
     check_padding_mode,
     fan_in,
     ntuple,
@@ -92,6 +93,8 @@ class _ConnectivityNd(nn.Module):
             nn.init.uniform_(self.bias, -bound, bound)
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
+        # The op checks this too; checking here lets the message name the layer.
+        check_input(input, self._d, self.in_channels, type(self).__name__)
         return type(self)._op(
             input,
             self.weight,

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import numpy as np
 import torch
 
 from locality import functional
-from locality._arguments import IntOrTuple, Padding, ntuple, output_size
+from locality._arguments import IntOrTuple, Padding, check_input, ntuple, output_size
 from locality.layers._base import _ConnectivityNd
 
 
@@ -42,19 +45,45 @@ class _LocallyConnectedNd(_ConnectivityNd):
         return self.output_size
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
-        d = len(self.input_size)
-        if isinstance(input, torch.Tensor) and input.dim() in (d + 1, d + 2):
-            if tuple(input.shape[-d:]) != self.input_size:
-                raise ValueError(
-                    f"{type(self).__name__}: expected input of spatial size {self.input_size}, got "
-                    f"{tuple(input.shape[-d:])} (input shape {tuple(input.shape)}); a locally "
-                    f"connected layer has one kernel per output position, so its input size is "
-                    f"fixed (use TiledConv{d}d or Conv{d}d for inputs of any size)"
-                )
+        where = type(self).__name__
+        batched, _ = check_input(input, self._d, self.in_channels, where)
+        if tuple(batched.shape[2:]) != self.input_size:
+            raise ValueError(
+                f"{where}: expected input of spatial size {self.input_size}, got "
+                f"{tuple(batched.shape[2:])} (input shape {tuple(input.shape)}); a locally "
+                f"connected layer has one kernel per output position, so its input size is "
+                f"fixed (use TiledConv{self._d}d or Conv{self._d}d for inputs of any size)"
+            )
         return super().forward(input)
 
     def _repr_fields(self) -> list[str]:
         return [f"input_size={self.input_size}"]
+
+    def load_keras_weights(
+        self,
+        kernel: Any,
+        bias: Any = None,
+        implementation: int = 1,
+        data_format: str = "channels_last",
+    ) -> None:
+        """Load the ``kernel`` (and ``bias``) of a Keras 2 ``LocallyConnected1D/2D``, in place.
+
+        Afterwards this layer gives the Keras layer's outputs on the same input (channels first).
+        Any ``implementation`` (1, 2, 3) and ``data_format``; numpy arrays or tensors. Keras
+        ``padding="same"`` corresponds to ``padding=kernel_size // 2`` here. See
+        :mod:`locality.interop.keras` for the layouts.
+        """
+        from locality.interop import keras
+
+        keras.load_into_layer(self, kernel, bias, implementation, data_format)
+
+    def export_keras_weights(
+        self, implementation: int = 1, data_format: str = "channels_last"
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """``(kernel, bias)`` numpy arrays for the equivalent Keras 2 ``LocallyConnected1D/2D``."""
+        from locality.interop import keras
+
+        return keras.export_from_layer(self, implementation, data_format)
 
 
 _ARGS_DOC = """
