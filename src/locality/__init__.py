@@ -5,6 +5,19 @@ this package provides the two that torch.nn lacks and exact moves between all fo
 """
 
 from locality import functional
+from locality.convert import (
+    conv1x1_to_linear,
+    fully_convolutional,
+    linear_to_conv,
+    linear_to_conv1x1,
+    project,
+    shift_and_stitch,
+    sliding_window,
+    to_dense,
+    to_locally_connected,
+    to_tiled,
+    window_boxes,
+)
 from locality.layers import (
     LazyLocallyConnected1d,
     LazyLocallyConnected2d,
@@ -36,4 +49,15 @@ __all__ = [
     "LazyTiledConv1d",
     "LazyTiledConv2d",
     "LazyTiledConv3d",
+    "to_dense",
+    "to_locally_connected",
+    "to_tiled",
+    "linear_to_conv",
+    "linear_to_conv1x1",
+    "conv1x1_to_linear",
+    "project",
+    "fully_convolutional",
+    "sliding_window",
+    "shift_and_stitch",
+    "window_boxes",
 ]

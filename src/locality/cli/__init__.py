@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 
 # Order is the order shown by ``locality --help``.
-SUBCOMMANDS: tuple[str, ...] = ()
+SUBCOMMANDS: tuple[str, ...] = ("tour", "compare", "summary", "draw", "train", "experiment")
 
 
 def build_parser() -> argparse.ArgumentParser:

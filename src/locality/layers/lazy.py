@@ -47,18 +47,32 @@ class _LazyConnectivity(LazyModuleMixin):
 
     def initialize_parameters(self, input: torch.Tensor) -> None:
         if not self.has_uninitialized_params():
+            if self.in_channels == 0:  # parameters came from a state dict: sizes still unknown
+                self._infer_sizes(input)
+                self._check_loaded_shape()
             return
         self._infer_sizes(input)
-        grid = self._grid()
         with torch.no_grad():
-            self.weight.materialize(
-                (*grid, self.out_channels, self.in_channels // self.groups, *self.kernel_size)
-            )
+            self.weight.materialize(self._weight_shape())
             if self.bias is not None:
                 self.bias.materialize(
-                    (self.out_channels,) if self.shared_bias else (*grid, self.out_channels)
+                    (self.out_channels,)
+                    if self.shared_bias
+                    else (*self._grid(), self.out_channels)
                 )
             self.reset_parameters()
+
+    def _weight_shape(self) -> tuple[int, ...]:
+        kernel = (self.out_channels, self.in_channels // self.groups, *self.kernel_size)
+        return (*self._grid(), *kernel)
+
+    def _check_loaded_shape(self) -> None:
+        expected = self._weight_shape()
+        if tuple(self.weight.shape) != expected:
+            raise ValueError(
+                f"{type(self).__name__}: the loaded weight has shape {tuple(self.weight.shape)}, "
+                f"but the first input needs {expected}"
+            )
 
 
 class _LazyLocallyConnectedNd(_LazyConnectivity, _LocallyConnectedNd):

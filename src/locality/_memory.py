@@ -1,0 +1,73 @@
+"""Refuse allocations that cannot fit, before making them, with the number of bytes they need.
+
+A locally connected layer's weight grows with the product of its output size, channels and
+kernel: a 1000x1000 input connected densely needs 10^12 weights (4 TB in float32). Allocating that
+would hang the machine in swap or die in the kernel's OOM killer; this check turns it into a
+ValueError naming the size. ``meta`` tensors are free and are never refused.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Sequence
+
+import torch
+
+__all__ = ["check_allocation", "available_bytes", "format_bytes"]
+
+
+def format_bytes(n: int) -> str:
+    """``4000000000000`` -> ``'4.00 TB'`` (decimal units, as disks and the notes count)."""
+    value = float(n)
+    for unit in ("B", "kB", "MB", "GB", "TB", "PB"):
+        if value < 1000 or unit == "PB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.2f} {unit}"
+        value /= 1000
+    raise AssertionError
+
+
+def available_bytes(device: torch.device) -> int | None:
+    """Memory that an allocation on ``device`` may use, or None where it cannot be told.
+
+    CPU: physical memory (``os.sysconf``; allocations beyond it cannot succeed without swapping
+    the machine to a halt). CUDA: free memory reported by the driver.
+    """
+    if device.type == "cpu":
+        try:
+            return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        except (AttributeError, ValueError, OSError):  # not Linux / not POSIX
+            return None
+    if device.type == "cuda" and torch.cuda.is_available():
+        free, _total = torch.cuda.mem_get_info(device)
+        return int(free)
+    return None
+
+
+def check_allocation(
+    shape: Sequence[int],
+    dtype: torch.dtype | None = None,
+    device: torch.device | str | int | None = None,
+    where: str = "",
+) -> None:
+    """Raise ValueError if a tensor of ``shape`` and ``dtype`` cannot fit on ``device``.
+
+    Call it before ``torch.empty(shape, ...)``. The message names ``where`` (the layer or
+    function), the shape, the bytes needed and the bytes available, and suggests ``device="meta"``
+    for inspecting a layer too large to build.
+    """
+    dev = torch.device(device) if device is not None else torch.device("cpu")
+    if dev.type == "meta":
+        return
+    dtype = dtype or torch.get_default_dtype()
+    numel = math.prod(int(n) for n in shape)
+    itemsize = torch.empty((), dtype=dtype, device="meta").element_size()
+    needed = numel * itemsize
+    available = available_bytes(dev)
+    if available is not None and needed > available:
+        prefix = f"{where}: " if where else ""
+        raise ValueError(
+            f"{prefix}a tensor of shape {tuple(int(n) for n in shape)} ({numel:,} elements of "
+            f"{dtype}) needs {format_bytes(needed)} ({needed:,} bytes), more than the "
+            f"{format_bytes(available)} available on {dev}; build it with device='meta' to inspect it"
+        )

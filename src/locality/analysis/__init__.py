@@ -1,0 +1,38 @@
+"""Accounting: parameters, multiply-accumulates, memory and receptive fields of layers and models.
+
+- :mod:`~locality.analysis.counts`: closed forms from shapes alone (exact Python ints);
+- :mod:`~locality.analysis.summary`: a per-layer table of a real model;
+- :mod:`~locality.analysis.receptive_field`: where each output unit looks.
+"""
+
+from locality.analysis.counts import (
+    Cost,
+    conv_cost,
+    dense_cost,
+    depthwise_separable_cost,
+    format_bytes,
+    format_count,
+    locally_connected_cost,
+    tiled_cost,
+)
+from locality.analysis.layers import kind_of, layer_cost
+from locality.analysis.receptive_field import ReceptiveField, receptive_field
+from locality.analysis.summary import LayerRow, Summary, summary
+
+__all__ = [
+    "Cost",
+    "dense_cost",
+    "locally_connected_cost",
+    "tiled_cost",
+    "conv_cost",
+    "depthwise_separable_cost",
+    "format_count",
+    "format_bytes",
+    "kind_of",
+    "layer_cost",
+    "ReceptiveField",
+    "receptive_field",
+    "LayerRow",
+    "Summary",
+    "summary",
+]

@@ -1,0 +1,61 @@
+"""Which of the four kinds a module is, and its closed-form cost."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+from torch import nn
+
+from locality.analysis.counts import (
+    Cost,
+    conv_cost,
+    dense_cost,
+    locally_connected_cost,
+    tiled_cost,
+)
+from locality.layers.local import _LocallyConnectedNd
+from locality.layers.tiled import _TiledConvNd
+
+__all__ = ["KINDS", "kind_of", "layer_cost"]
+
+KINDS = ("dense", "locally connected", "tiled", "convolution", "other")
+
+_CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
+
+
+def kind_of(module: nn.Module) -> str:
+    """One of :data:`KINDS`. Transposed convolutions and everything else are ``"other"``."""
+    if isinstance(module, nn.Linear):
+        return "dense"
+    if isinstance(module, _LocallyConnectedNd):
+        return "locally connected"
+    if isinstance(module, _TiledConvNd):
+        return "tiled"
+    if isinstance(module, _CONVS):
+        return "convolution"
+    return "other"
+
+
+def layer_cost(module: nn.Module, output_shape: Sequence[int]) -> Cost | None:
+    """Closed-form cost of ``module`` producing one example of ``output_shape`` (no batch).
+
+    ``None`` for modules of kind ``"other"``. A ``Linear`` applied to ``(..., in_features)``
+    costs one dense product per leading position.
+    """
+    kind = kind_of(module)
+    shape = tuple(output_shape)
+    bias = getattr(module, "bias", None) is not None
+    if kind == "dense":
+        dense = dense_cost(module.in_features, module.out_features, bias)
+        positions = math.prod(shape[:-1])
+        return Cost("dense", dense.params, dense.macs * positions)
+    if kind == "other":
+        return None
+    args = (module.in_channels, module.out_channels, module.kernel_size, shape[1:])
+    if kind == "convolution":
+        return conv_cost(*args, groups=module.groups, bias=bias)
+    shared = module.shared_bias
+    if kind == "tiled":
+        return tiled_cost(*args, module.tile_size, module.groups, bias, shared)
+    return locally_connected_cost(*args, groups=module.groups, bias=bias, shared_bias=shared)

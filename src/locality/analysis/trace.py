@@ -1,0 +1,67 @@
+"""One forward pass with a hook on every leaf module: how the analyses see a model."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+from torch import nn
+
+__all__ = ["example_input", "run_with_hooks"]
+
+LeafCallback = Callable[[str, nn.Module, torch.Tensor, torch.Tensor], None]
+
+
+def example_input(model: nn.Module, input_shape: Sequence[int]) -> torch.Tensor:
+    """Zeros of shape ``(1, *input_shape)`` on the device and in the dtype of ``model``.
+
+    Takes both from the model's first floating-point parameter (``float32`` on the CPU when it
+    has none), so a model built on ``device="meta"`` is analysed without allocating anything.
+    """
+    shape = tuple(input_shape)
+    if not shape or any(isinstance(n, bool) or not isinstance(n, int) or n < 1 for n in shape):
+        raise ValueError(
+            f"input_shape must be a non-empty tuple of positive ints without the batch "
+            f"dimension, e.g. (3, 224, 224), got {input_shape!r}"
+        )
+    param = next((p for p in model.parameters() if p.is_floating_point()), None)
+    if param is None:
+        return torch.zeros(1, *shape)
+    return torch.zeros(1, *shape, device=param.device, dtype=param.dtype)
+
+
+def _first_tensor(value: object) -> torch.Tensor | None:
+    if isinstance(value, torch.Tensor):
+        return value
+    if isinstance(value, (tuple, list)):
+        return next((v for v in value if isinstance(v, torch.Tensor)), None)
+    return None
+
+
+def run_with_hooks(model: nn.Module, x: torch.Tensor, callback: LeafCallback) -> object:
+    """Run ``model(x)`` without gradients, calling ``callback`` after every leaf module.
+
+    ``callback(name, module, input, output)`` gets the module's qualified name, its first
+    tensor input and its first tensor output, in execution order (a module called twice is
+    reported twice). Leaf modules whose input or output holds no tensor are skipped.
+    """
+
+    def hook(name: str) -> Callable[[nn.Module, tuple, object], None]:
+        def after(module: nn.Module, inputs: tuple, output: object) -> None:
+            first_in, first_out = _first_tensor(inputs), _first_tensor(output)
+            if first_in is not None and first_out is not None:
+                callback(name, module, first_in, first_out)
+
+        return after
+
+    handles = [
+        module.register_forward_hook(hook(name))
+        for name, module in model.named_modules()
+        if not any(True for _ in module.children())
+    ]
+    try:
+        with torch.no_grad():
+            return model(x)
+    finally:
+        for handle in handles:
+            handle.remove()

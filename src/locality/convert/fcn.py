@@ -1,0 +1,494 @@
+"""Turn a trained classifier into a fully convolutional network, by rewriting its torch.fx graph.
+
+Note 004's move, for any model: the first Linear after the flatten becomes a convolution whose
+kernel is the whole feature map, the following Linears become 1x1 convolutions, and the flatten
+disappears. On the training size the result computes the same scores (as a 1x1 map); on a larger
+input it slides the head over the feature map and returns a map of scores.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import operator
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import fx, nn
+from torch.fx.passes.shape_prop import ShapeProp
+
+from locality.convert.geometry import Geometry, layer_geometry
+from locality.convert.lattice import linear_to_conv, linear_to_conv1x1
+from locality.layers.local import _LocallyConnectedNd
+
+__all__ = ["fully_convolutional"]
+
+WHERE = "fully_convolutional"
+
+_ACTIVATIONS = (
+    nn.ReLU,
+    nn.ReLU6,
+    nn.LeakyReLU,
+    nn.PReLU,
+    nn.RReLU,
+    nn.ELU,
+    nn.SELU,
+    nn.CELU,
+    nn.GELU,
+    nn.SiLU,
+    nn.Mish,
+    nn.Sigmoid,
+    nn.Tanh,
+    nn.Hardtanh,
+    nn.Hardswish,
+    nn.Hardsigmoid,
+    nn.Hardshrink,
+    nn.Softshrink,
+    nn.Tanhshrink,
+    nn.Softplus,
+    nn.Softsign,
+    nn.LogSigmoid,
+    nn.Threshold,
+    nn.Identity,
+    nn.Dropout,
+    nn.AlphaDropout,
+)
+_FUNCTIONS = {
+    F.relu,
+    F.relu_,
+    torch.relu,
+    torch.relu_,
+    F.relu6,
+    F.leaky_relu,
+    F.elu,
+    F.selu,
+    F.celu,
+    F.gelu,
+    F.silu,
+    F.mish,
+    F.sigmoid,
+    torch.sigmoid,
+    F.tanh,
+    torch.tanh,
+    F.hardtanh,
+    F.hardswish,
+    F.hardsigmoid,
+    F.softplus,
+    F.logsigmoid,
+    F.dropout,
+    F.alpha_dropout,
+}
+_METHODS = {"relu", "relu_", "sigmoid", "sigmoid_", "tanh", "tanh_", "contiguous", "clone"}
+_ARITHMETIC = {operator.add, operator.sub, operator.mul, operator.truediv, operator.neg}
+_SOFTMAX_MODULES = (nn.Softmax, nn.LogSoftmax)
+_SOFTMAX_FUNCTIONS = {F.softmax, torch.softmax, F.log_softmax, torch.log_softmax}
+_ADAPTIVE = {
+    nn.AdaptiveAvgPool1d: nn.AvgPool1d,
+    nn.AdaptiveAvgPool2d: nn.AvgPool2d,
+    nn.AdaptiveAvgPool3d: nn.AvgPool3d,
+    nn.AdaptiveMaxPool1d: nn.MaxPool1d,
+    nn.AdaptiveMaxPool2d: nn.MaxPool2d,
+    nn.AdaptiveMaxPool3d: nn.MaxPool3d,
+}
+_ADAPTIVE_FUNCTIONS = {
+    F.adaptive_avg_pool1d,
+    F.adaptive_avg_pool2d,
+    F.adaptive_avg_pool3d,
+    F.adaptive_max_pool1d,
+    F.adaptive_max_pool2d,
+    F.adaptive_max_pool3d,
+}
+_BATCHNORM = {1: nn.BatchNorm1d, 2: nn.BatchNorm2d, 3: nn.BatchNorm3d}
+
+
+def fully_convolutional(model: nn.Module, input_shape: Sequence[int]) -> fx.GraphModule:
+    """Rewrite a classifier so that it takes larger inputs and returns a map of scores.
+
+    Handles a flatten (``nn.Flatten``, ``torch.flatten``, ``x.view(x.size(0), -1)``, ``reshape``)
+    of a ``(N, C, *spatial)`` feature map, also after a permute to channels-last (the first
+    Linear's weights are reordered), followed by Linear / BatchNorm1d / activation / Dropout /
+    softmax-over-classes layers. An adaptive pooling that is the identity at the training size is
+    removed; one that divides its input evenly before the head (a global average pool, say)
+    becomes a stride-1 pooling and the first head convolution is dilated by the pooling factor,
+    so that the head slides at the backbone's stride.
+
+    Args:
+        model: any ``nn.Module`` that ``torch.fx.symbolic_trace`` can trace. It is not modified.
+        input_shape: ``(C, *spatial)`` the model was trained on (1 to 3 spatial dims).
+
+    Returns:
+        A ``torch.fx.GraphModule``. On an input ``(N, C, *size)`` it returns
+        ``(N, classes, *out)``; at the training size ``out`` is all ones and the scores are the
+        model's. Its ``geometry`` attribute (:class:`Geometry`) gives the output stride, the
+        receptive field and the offset of the score map, and ``input_shape`` the training shape.
+
+    Exactness: with a padding-free backbone, cell ``i`` equals ``model`` on the training-size
+    window at ``i * stride`` (see :func:`sliding_window`); with padding, it equals the head slid
+    over the backbone's feature map (the windows' own borders would be padded differently).
+
+    Raises:
+        ValueError: naming the graph node, for a pattern that cannot be converted.
+    """
+    shape = tuple(int(n) for n in input_shape)
+    d = len(shape) - 1
+    if d not in (1, 2, 3):
+        raise ValueError(
+            f"{WHERE}: input_shape must be (C, *spatial) with 1 to 3 spatial dims, got {shape}"
+        )
+    gm = _trace(model)
+    reference = next(iter(model.parameters()), None)
+    example = torch.zeros(
+        2,
+        *shape,
+        dtype=reference.dtype if reference is not None else torch.get_default_dtype(),
+        device=reference.device if reference is not None else None,
+    )
+    _propagate(gm, example)
+    flattens = [node for node in gm.graph.nodes if _is_flatten(gm, node, d)]
+    if not flattens:
+        raise ValueError(
+            f"{WHERE}: found no flatten of a {d + 2}-D (N, C, *spatial) feature map to "
+            f"(N, features) "
+            f"in {type(model).__name__} at input_shape {shape} (looked for nn.Flatten, "
+            f"torch.flatten, view and reshape)"
+        )
+    for node in flattens:
+        _convert_head(gm, node, d)
+    _remove_identity_pools(gm)
+    gm.graph.eliminate_dead_code()
+    gm.graph.lint()
+    gm.recompile()
+    gm.delete_all_unused_submodules()
+    _propagate(gm, example)
+    gm.geometry = _geometry(gm, d)
+    gm.input_shape = shape
+    return gm
+
+
+def _trace(model: nn.Module) -> fx.GraphModule:
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"{WHERE}: model must be a torch.nn.Module, got {type(model).__name__}")
+    try:
+        return fx.symbolic_trace(copy.deepcopy(model))
+    except Exception as error:
+        raise ValueError(
+            f"{WHERE}: torch.fx could not trace {type(model).__name__} ({error}); models with "
+            f"data-dependent control flow need to be made traceable first"
+        ) from error
+
+
+def _propagate(gm: fx.GraphModule, example: torch.Tensor) -> None:
+    """Record every node's output shape, in eval mode (batch statistics need no batch)."""
+    modes = {module: module.training for module in gm.modules()}
+    gm.eval()
+    try:
+        with torch.no_grad():
+            ShapeProp(gm).propagate(example)
+    finally:
+        for module, training in modes.items():
+            module.train(training)
+
+
+def _shape(node) -> tuple[int, ...] | None:
+    meta = node.meta.get("tensor_meta") if isinstance(node, fx.Node) else None
+    return tuple(meta.shape) if hasattr(meta, "shape") else None
+
+
+def _describe(gm: fx.GraphModule, node: fx.Node) -> str:
+    if node.op == "call_module":
+        what = f"{node.target}: {type(gm.get_submodule(node.target)).__name__}"
+    elif node.op == "call_method":
+        what = f".{node.target}()"
+    else:
+        what = getattr(node.target, "__name__", str(node.target))
+    return f"node {node.name!r} ({what}, output shape {_shape(node)})"
+
+
+def _tensor_inputs(node: fx.Node) -> list[fx.Node]:
+    found: list[fx.Node] = []
+    fx.node.map_arg(
+        (node.args, node.kwargs), lambda a: found.append(a) if _shape(a) is not None else None
+    )
+    return found
+
+
+def _tensor_users(node: fx.Node) -> int:
+    """Users that compute tensors from ``node`` (reading its ``.shape`` does not count)."""
+    return sum(_shape(user) is not None or user.op == "output" for user in node.users)
+
+
+def _is_flatten(gm: fx.GraphModule, node: fx.Node, d: int) -> bool:
+    is_op = (
+        node.op == "call_module"
+        and isinstance(gm.get_submodule(node.target), nn.Flatten)
+        or node.op == "call_function"
+        and node.target in (torch.flatten, torch.reshape)
+        or node.op == "call_method"
+        and node.target in ("flatten", "view", "reshape")
+    )
+    if not is_op or not node.args:
+        return False
+    before, after = _shape(node.args[0]), _shape(node)
+    return (
+        before is not None
+        and after is not None
+        and len(before) == d + 2
+        and after == (before[0], math.prod(before[1:]))
+    )
+
+
+def _is_pointwise(gm: fx.GraphModule, node: fx.Node) -> bool:
+    """Elementwise ops whose meaning does not depend on the layout of the features."""
+    if node.op == "call_module":
+        return isinstance(gm.get_submodule(node.target), _ACTIVATIONS)
+    if node.op == "call_method":
+        return node.target in _METHODS
+    if node.op == "call_function":
+        if node.target in _ARITHMETIC:
+            return len(_tensor_inputs(node)) == 1 and all(
+                isinstance(a, (int, float, fx.Node)) for a in node.args
+            )
+        return node.target in _FUNCTIONS
+    return False
+
+
+def _replace_module(gm: fx.GraphModule, node: fx.Node, new: nn.Module) -> None:
+    new.train(gm.get_submodule(node.target).training)
+    gm.add_submodule(node.target, new)
+
+
+def _convert_head(gm: fx.GraphModule, flatten: fx.Node, d: int) -> None:
+    """Remove ``flatten`` and convert everything downstream of it to act on maps."""
+    source, permutation, dilation = _walk_back(gm, flatten.args[0], d)
+    features = _shape(source)[1:]
+    head, users = flatten.args[0], list(flatten.users)
+    flatten.replace_all_uses_with(head)
+    gm.graph.erase_node(flatten)
+    state = {head: "flat"}
+    for node in users:
+        _visit(gm, node, d, state, features, permutation, dilation)
+
+
+def _walk_back(gm: fx.GraphModule, node: fx.Node, d: int):
+    """Before the flatten: drop a channels-last permute and unstride an adaptive pooling.
+
+    Returns the node holding the (N, C, *spatial) map, the flatten's axis order over it, and the
+    dilation the first head convolution needs.
+    """
+    permutation = None
+    dilation = (1,) * d
+    current = node
+    while True:
+        if (
+            current.op == "call_method"
+            and current.target == "permute"
+            or (current.op == "call_function" and current.target is torch.permute)
+        ):
+            dims = _permute_dims(current)
+            if permutation is not None or _tensor_users(current) != 1 or dims[0] != 0:
+                raise ValueError(
+                    f"{WHERE}: {_describe(gm, current)} permutes before the flatten in a way "
+                    f"that cannot be folded into the weights (expected one permute keeping the "
+                    f"batch axis first, used only by the flatten)"
+                )
+            permutation = dims
+            current.replace_all_uses_with(current.args[0])
+            previous = current.args[0]
+            gm.graph.erase_node(current)
+            current = previous
+        elif _is_adaptive(gm, current) and _shape(current)[2:] != _shape(current.args[0])[2:]:
+            dilation = _unstride_pool(gm, current, d)
+            return current, permutation, dilation
+        elif _is_pointwise(gm, current) and _tensor_users(current) == 1:
+            current = _tensor_inputs(current)[0]
+        else:
+            return current, permutation, dilation
+
+
+def _permute_dims(node: fx.Node) -> tuple[int, ...]:
+    dims = node.args[1:] if node.op == "call_method" else node.args[1]
+    if node.op == "call_method" and len(dims) == 1 and isinstance(dims[0], (tuple, list)):
+        dims = dims[0]
+    if "dims" in node.kwargs:
+        dims = node.kwargs["dims"]
+    rank = len(_shape(node))
+    return tuple(int(a) % rank for a in dims)
+
+
+def _is_adaptive(gm: fx.GraphModule, node: fx.Node) -> bool:
+    if node.op == "call_module":
+        return type(gm.get_submodule(node.target)) in _ADAPTIVE
+    return node.op == "call_function" and node.target in _ADAPTIVE_FUNCTIONS
+
+
+def _unstride_pool(gm: fx.GraphModule, node: fx.Node, d: int) -> tuple[int, ...]:
+    """Adaptive pooling ``n -> o`` with ``o | n`` as a stride-1 pooling of window ``n/o``.
+
+    At the training size the head then reads the pooled map at a spacing of ``n/o`` (a
+    dilation), which is where the adaptive pooling's cells were.
+    """
+    before, after = _shape(node.args[0])[2:], _shape(node)[2:]
+    if (
+        node.op != "call_module"
+        or any(n % o for n, o in zip(before, after))
+        or _tensor_users(node) != 1
+    ):
+        raise ValueError(
+            f"{WHERE}: {_describe(gm, node)} pools {before} to {after} at the training size; it "
+            f"can be converted only as an nn.Adaptive*Pool module, used only by the head, whose "
+            f"output size divides its input size"
+        )
+    module = gm.get_submodule(node.target)
+    if getattr(module, "return_indices", False):
+        raise ValueError(f"{WHERE}: {_describe(gm, node)} returns indices; cannot convert")
+    factor = tuple(n // o for n, o in zip(before, after))
+    _replace_module(gm, node, _ADAPTIVE[type(module)](kernel_size=factor, stride=1))
+    return factor
+
+
+def _visit(gm, node, d, state, features, permutation, dilation) -> None:
+    """Convert ``node`` (which reads the flattened features or a head value) and its users."""
+    if node in state or node.op == "output":
+        return
+    inputs = _tensor_inputs(node)
+    kinds = {state.get(a) for a in inputs}
+    if len(kinds) != 1 or None in kinds:
+        raise ValueError(
+            f"{WHERE}: {_describe(gm, node)} mixes the classifier head with other values; only "
+            f"a chain of Linear, BatchNorm1d, activation, Dropout and softmax layers can follow "
+            f"the flatten"
+        )
+    kind = kinds.pop()
+    module = gm.get_submodule(node.target) if node.op == "call_module" else None
+    if isinstance(module, nn.Linear):
+        if kind == "flat":
+            channels_last = permutation is not None and permutation[1:] != tuple(range(1, d + 2))
+            if channels_last:
+                _check_channels_last(gm, node, permutation, d)
+            conv = linear_to_conv(module, features, channels_last=channels_last, dilation=dilation)
+        else:
+            conv = linear_to_conv1x1(module, d)
+        _replace_module(gm, node, conv)
+        state[node] = "vector"
+    elif _is_pointwise(gm, node):
+        state[node] = kind
+    elif kind == "vector" and isinstance(module, nn.BatchNorm1d):
+        if d != 1:
+            norm = _BATCHNORM[d](
+                module.num_features,
+                module.eps,
+                module.momentum,
+                module.affine,
+                module.track_running_stats,
+                device=_device(module),
+                dtype=_dtype(module),
+            )
+            norm.load_state_dict(module.state_dict())
+            _replace_module(gm, node, norm)
+        state[node] = kind
+    elif kind == "vector" and _is_softmax(gm, node, module):
+        state[node] = kind
+    else:
+        raise ValueError(
+            f"{WHERE}: cannot convert {_describe(gm, node)} after the flatten (on "
+            f"{'the flattened feature map' if kind == 'flat' else 'the head features'}); only "
+            f"Linear, BatchNorm1d (after a Linear), activations, Dropout and softmax over the "
+            f"classes are supported there"
+        )
+    for user in list(node.users):
+        _visit(gm, user, d, state, features, permutation, dilation)
+
+
+def _check_channels_last(gm, node, permutation, d) -> None:
+    if permutation != (0, *range(2, d + 2), 1):
+        raise ValueError(
+            f"{WHERE}: {_describe(gm, node)} reads features flattened in axis order "
+            f"{permutation}; only (N, C, *spatial) and channels-last (N, *spatial, C) are supported"
+        )
+
+
+def _is_softmax(gm, node, module) -> bool:
+    """A softmax over the classes: make it act on dim 1 of the score map."""
+    if isinstance(module, _SOFTMAX_MODULES) and module.dim in (1, -1, None):
+        _replace_module(gm, node, type(module)(dim=1))
+        return True
+    is_call = (
+        node.op == "call_function"
+        and node.target in _SOFTMAX_FUNCTIONS
+        or node.op == "call_method"
+        and node.target in ("softmax", "log_softmax")
+    )
+    if not is_call:
+        return False
+    dim = node.kwargs.get("dim", node.args[1] if len(node.args) > 1 else None)
+    if dim not in (1, -1):
+        return False
+    node.args = node.args[:1]
+    node.kwargs = {**node.kwargs, "dim": 1}
+    return True
+
+
+def _device(module: nn.Module):
+    return next(iter(module.state_dict().values())).device
+
+
+def _dtype(module: nn.Module):
+    return next((p.dtype for p in module.parameters()), None)
+
+
+def _remove_identity_pools(gm: fx.GraphModule) -> None:
+    """Drop adaptive poolings that do nothing at the training size; refuse the others."""
+    for node in list(gm.graph.nodes):
+        if node.op == "call_module" and isinstance(
+            gm.get_submodule(node.target), _LocallyConnectedNd
+        ):
+            raise ValueError(
+                f"{WHERE}: {_describe(gm, node)} is locally connected: its input size is fixed, so "
+                f"the network cannot take larger inputs (project() it to a convolution first)"
+            )
+        if not _is_adaptive(gm, node):
+            continue
+        if _shape(node)[2:] != _shape(node.args[0])[2:]:
+            raise ValueError(
+                f"{WHERE}: {_describe(gm, node)} changes spatial size "
+                f"{_shape(node.args[0])[2:]} -> "
+                f"{_shape(node)[2:]} at the training size and is not directly before the head, "
+                f"so its output size would stay fixed on larger inputs"
+            )
+        node.replace_all_uses_with(node.args[0])
+        gm.graph.erase_node(node)
+
+
+def _geometry(gm: fx.GraphModule, d: int) -> Geometry:
+    """Compose the sliding layers from the input to the output along the graph."""
+    geometry: dict[fx.Node, Geometry] = {}
+    for node in gm.graph.nodes:
+        if node.op == "placeholder":
+            geometry[node] = Geometry.identity(d)
+            continue
+        inputs = [a for a in _tensor_inputs(node) if a in geometry]
+        if node.op == "output":
+            return geometry[inputs[0]]
+        if not inputs or _shape(node) is None:
+            continue
+        try:
+            current = inputs[0]
+            g = geometry[current]
+            for other in inputs[1:]:
+                g = g.union(geometry[other])
+        except ValueError as error:
+            raise ValueError(f"{WHERE}: {_describe(gm, node)} joins {error}") from error
+        sliding = (
+            layer_geometry(gm.get_submodule(node.target), d) if node.op == "call_module" else None
+        )
+        if sliding is not None:
+            g = g.then(*sliding)
+        elif _shape(node)[2:] != _shape(current)[2:]:
+            raise ValueError(
+                f"{WHERE}: {_describe(gm, node)} changes the spatial size {_shape(current)[2:]} -> "
+                f"{_shape(node)[2:]} and is not a Conv, TiledConv or pooling module, so the score "
+                f"map's stride and receptive field are unknown"
+            )
+        geometry[node] = g
+    raise ValueError(f"{WHERE}: the graph has no output")

@@ -1,0 +1,102 @@
+"""Projections towards more sharing: the nearest convolution or tiled convolution to a layer.
+
+Unlike the moves in :mod:`locality.convert.lattice` these cannot be exact. The nearest layer in
+the least-squares sense (over its parameters, each position counted once) gives each shared kernel
+the mean of the kernels it replaces; the relative error of that fit says how far the learned
+weights are from being shared.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import torch
+from torch import nn
+
+from locality._arguments import ntuple
+from locality.convert._banks import Bank, build, read_bank
+
+__all__ = ["Projection", "project"]
+
+
+class Projection(NamedTuple):
+    """Result of :func:`project`.
+
+    Attributes:
+        layer: the projected layer (``Conv{d}d`` or ``TiledConv{d}d``).
+        relative_error: ``||theta - theta_proj|| / ||theta||`` over weight and bias of the source,
+            where ``theta_proj`` is the projected layer's kernels placed back at every position.
+    """
+
+    layer: nn.Module
+    relative_error: float
+
+
+def project(layer: nn.Module, to: str = "conv", tile_size=None) -> Projection:
+    """Nearest more-shared layer to ``layer`` (least squares), and the relative error.
+
+    Args:
+        layer: ``LocallyConnected1d/2d/3d``, ``TiledConv1d/2d/3d`` or ``Conv1d/2d/3d``.
+        to: ``"conv"`` (one kernel) or ``"tiled"`` (kernel ``r`` is the mean over the positions
+            ``p`` with ``p mod tile_size == r``).
+        tile_size: the tile for ``to="tiled"`` (int or tuple).
+
+    Returns:
+        :class:`Projection` ``(layer, relative_error)``. A bias shared over positions stays
+        shared; an untied one is averaged like the kernels.
+    """
+    where = "project"
+    bank = read_bank(layer, where)
+    if to == "conv":
+        grid = (1,) * bank.d
+    elif to == "tiled":
+        if tile_size is None:
+            raise ValueError(f"{where}: to='tiled' needs tile_size, got None")
+        grid = ntuple(tile_size, bank.d, "tile_size", where=where)
+    else:
+        raise ValueError(f"{where}: to must be 'conv' or 'tiled', got {to!r}")
+    if bank.kind == "local" and any(t > n for t, n in zip(grid, bank.grid)):
+        raise ValueError(
+            f"{where}: tile_size {grid} is larger than the layer's output size {bank.grid}: some "
+            f"tiled kernels would have no position to average"
+        )
+    source = bank if bank.kind == "local" else bank.regrid(_lcm(bank.grid, grid))
+    weight, weight_error = _class_mean(source.weight, grid)
+    params, errors = [source.weight], [weight_error]
+    bias = None
+    if source.bias is not None:
+        bias, bias_error = _class_mean(source.bias, grid)
+        params.append(source.bias)
+        errors.append(bias_error)
+    norm = torch.sqrt(sum(p.double().square().sum() for p in params))
+    error = torch.sqrt(sum(e.double().square().sum() for e in errors)) / norm
+    projected = Bank(**{**bank.__dict__, "weight": weight, "bias": bias, "input_size": None})
+    kind = "conv" if to == "conv" else "tiled"
+    return Projection(build(projected, kind, bank.shared_bias or bias is None), float(error))
+
+
+def _lcm(a: tuple[int, ...], b: tuple[int, ...]) -> tuple[int, ...]:
+    """A grid on which both tilings are periodic, so every source kernel appears equally often."""
+    return tuple(math.lcm(x, y) for x, y in zip(a, b))
+
+
+def _class_mean(values: torch.Tensor, grid: tuple[int, ...]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean of ``values[p]`` over ``p mod grid == r`` for each ``r``, and the residual.
+
+    ``values`` has the positions in its leading ``len(grid)`` dims; the result has ``grid`` there.
+    A class is a product of per-dimension classes, so its mean is taken one dimension at a time.
+    """
+    d = len(grid)
+    mean = values
+    for i, t in enumerate(grid):
+        n = mean.shape[i]
+        ids = torch.arange(n, device=values.device) % t
+        summed = mean.new_zeros(*mean.shape[:i], t, *mean.shape[i + 1 :]).index_add_(i, ids, mean)
+        counts = torch.bincount(ids, minlength=t).to(mean.dtype)
+        mean = summed / counts.view(-1, *(1,) * (mean.dim() - i - 1))
+    index = tuple(
+        (torch.arange(n, device=values.device) % t).view(*(1,) * i, n, *(1,) * (d - i - 1))
+        for i, (n, t) in enumerate(zip(values.shape[:d], grid))
+    )
+    return mean, values - mean[index]

@@ -1,0 +1,108 @@
+"""The references a fully convolutional network is compared against, and finer score maps.
+
+:func:`sliding_window` evaluates a classifier on every window of an input (all windows in one
+batched forward call); :func:`shift_and_stitch` gets a fully convolutional network's score map at
+a stride finer than the network's own by running it on shifted inputs and interleaving the maps
+(FCN's "shift-and-stitch", OverFeat's offset pooling).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import torch
+from torch import nn
+
+from locality._arguments import IntOrTuple, ntuple
+
+__all__ = ["sliding_window", "shift_and_stitch"]
+
+
+def sliding_window(
+    model: nn.Module, x: torch.Tensor, window: IntOrTuple, stride: IntOrTuple
+) -> torch.Tensor:
+    """Apply ``model`` to every ``window`` of ``x`` at ``stride``, in one batched call.
+
+    Args:
+        model: a classifier taking ``(B, C, *window)`` and returning ``(B, *scores)``.
+        x: ``(N, C, *spatial)``.
+        window: the classifier's input size (int or tuple over the spatial dims).
+        stride: step between windows (int or tuple).
+
+    Returns:
+        ``(N, *scores, *n)`` with ``n[i] = (spatial[i] - window[i]) // stride[i] + 1``: the score
+        map, laid out as a fully convolutional network's output.
+    """
+    where = "sliding_window"
+    if not isinstance(x, torch.Tensor) or x.dim() < 3:
+        raise ValueError(
+            f"{where}: x must be a (N, C, *spatial) tensor, got {getattr(x, 'shape', type(x))}"
+        )
+    d = x.dim() - 2
+    size = ntuple(window, d, "window", where=where)
+    step = ntuple(stride, d, "stride", where=where)
+    if any(w > n for w, n in zip(size, x.shape[2:])):
+        raise ValueError(f"{where}: window {size} is larger than the input {tuple(x.shape[2:])}")
+    patches = x
+    for i, (w, s) in enumerate(zip(size, step)):
+        patches = patches.unfold(2 + i, w, s)
+    counts = tuple(patches.shape[2 : 2 + d])
+    # (N, C, *n, *window) -> (N, *n, C, *window) -> one batch of N * prod(n) windows.
+    batch = patches.movedim(1, 1 + d).reshape(-1, x.shape[1], *size)
+    scores = model(batch)
+    scores = scores.reshape(x.shape[0], *counts, *scores.shape[1:])
+    return scores.movedim(tuple(range(1, 1 + d)), tuple(range(scores.dim() - d, scores.dim())))
+
+
+def shift_and_stitch(
+    model: nn.Module, x: torch.Tensor, factor: IntOrTuple, stride: IntOrTuple | None = None
+) -> torch.Tensor:
+    """Score map at ``stride / factor`` from ``prod(factor)`` passes of a fully convolutional net.
+
+    The pass on ``x`` shifted by ``a * stride / factor`` gives the cells ``i * factor + a`` of the
+    finer map. For a padding-free backbone the result equals :func:`sliding_window` at stride
+    ``stride / factor``; with padding, each pass pads its own shifted input.
+
+    Args:
+        model: a fully convolutional network, ``(N, C, *spatial) -> (N, K, *out)``.
+        x: ``(N, C, *spatial)``.
+        factor: how many times finer (int or tuple); must divide the network's stride.
+        stride: the network's output stride; read from ``model.geometry`` (as set by
+            :func:`fully_convolutional`) when ``None``.
+
+    Returns:
+        ``(N, K, *fine)``, ``fine[i]`` the largest count every shift can fill.
+    """
+    where = "shift_and_stitch"
+    if not isinstance(x, torch.Tensor) or x.dim() < 3:
+        raise ValueError(
+            f"{where}: x must be a (N, C, *spatial) tensor, got {getattr(x, 'shape', type(x))}"
+        )
+    d = x.dim() - 2
+    if stride is None:
+        geometry = getattr(model, "geometry", None)
+        if geometry is None:
+            raise ValueError(
+                f"{where}: pass stride= or a model from fully_convolutional() (it has .geometry)"
+            )
+        stride = geometry.stride
+    step = ntuple(stride, d, "stride", where=where)
+    fine = ntuple(factor, d, "factor", where=where)
+    if any(s % f for s, f in zip(step, fine)):
+        raise ValueError(f"{where}: factor {fine} must divide the network's stride {step}")
+    shift = tuple(s // f for s, f in zip(step, fine))
+    maps = {}
+    for offset in itertools.product(*(range(f) for f in fine)):
+        crop = tuple(slice(a * t, None) for a, t in zip(offset, shift))
+        maps[offset] = model(x[(..., *crop)])
+    counts = tuple(
+        min(m.shape[-d + i] * f + a[i] for a, m in maps.items()) for i, f in enumerate(fine)
+    )
+    first = next(iter(maps.values()))
+    out = first.new_empty(*first.shape[: first.dim() - d], *counts)
+    for offset, m in maps.items():
+        target = tuple(slice(a, n, f) for a, n, f in zip(offset, counts, fine))
+        source = tuple(slice(0, math.ceil((n - a) / f)) for a, n, f in zip(offset, counts, fine))
+        out[(..., *target)] = m[(..., *source)]
+    return out

@@ -1,0 +1,251 @@
+"""1-D connectivity pictures: an input row, an output row and one edge per connection.
+
+Each distinct weight has its own colour (a hue per kernel, a shade per tap), and the weight
+bank is drawn under the rows as one swatch per weight: a kernel per row, a tap per column. The
+number of swatches is the number of parameters, so the four kinds read at a glance.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
+from torch import nn
+
+from locality._arguments import padding_amounts
+from locality.draw.palette import weight_colour
+from locality.layers.local import _LocallyConnectedNd
+from locality.layers.tiled import _TiledConvNd
+
+__all__ = [
+    "Wiring",
+    "dense_wiring",
+    "bank_wiring",
+    "wiring_of",
+    "draw_wiring",
+    "four_panel_figure",
+    "layer_figure",
+]
+
+
+@dataclass(frozen=True)
+class Wiring:
+    """Who connects to whom in a 1-D layer with one channel in and one out.
+
+    Attributes:
+        n_in, n_out: input and output positions.
+        kernels, taps: the weight bank is ``kernels x taps`` distinct weights.
+        edges: ``(output, input, kernel, tap)`` per connection; connections into zero padding
+            are left out (they carry no signal).
+        out_x: where to draw each output, in input coordinates (the centre of its window).
+        title: what the layer is.
+    """
+
+    n_in: int
+    n_out: int
+    kernels: int
+    taps: int
+    edges: tuple[tuple[int, int, int, int], ...]
+    out_x: tuple[float, ...]
+    title: str
+
+    @property
+    def weights(self) -> int:
+        return self.kernels * self.taps
+
+
+def dense_wiring(n_in: int, n_out: int) -> Wiring:
+    """Every output reads every input with a weight of its own: ``n_out x n_in`` weights."""
+    if n_in < 1 or n_out < 1:
+        raise ValueError(f"dense_wiring: n_in and n_out must be positive, got {n_in}, {n_out}")
+    edges = tuple((i, j, i, j) for i in range(n_out) for j in range(n_in))
+    step = (n_in - 1) / max(n_out - 1, 1)
+    out_x = tuple(i * step if n_out > 1 else (n_in - 1) / 2 for i in range(n_out))
+    return Wiring(n_in, n_out, n_out, n_in, edges, out_x, "fully connected")
+
+
+def bank_wiring(
+    n_in: int,
+    kernel_size: int,
+    grid: int | None,
+    stride: int = 1,
+    padding: int = 0,
+    dilation: int = 1,
+) -> Wiring:
+    """A sliding kernel over ``n_in`` inputs; output ``i`` uses kernel ``i mod grid``.
+
+    ``grid=1`` is a convolution, ``grid=t`` a tiled convolution and ``grid=None`` a locally
+    connected layer (a kernel per output).
+    """
+    extent = dilation * (kernel_size - 1) + 1
+    if min(n_in, kernel_size, stride, dilation) < 1 or padding < 0 or extent > n_in + 2 * padding:
+        raise ValueError(
+            f"bank_wiring: need a kernel extent ({extent}) no larger than the padded input "
+            f"({n_in} + 2*{padding}) and positive sizes, got n_in={n_in}, "
+            f"kernel_size={kernel_size}, stride={stride}, dilation={dilation}"
+        )
+    if grid is not None and grid < 1:
+        raise ValueError(f"bank_wiring: grid must be a positive int or None, got {grid}")
+    n_out = (n_in + 2 * padding - extent) // stride + 1
+    kernels = n_out if grid is None else min(grid, n_out)
+    edges = []
+    for i in range(n_out):
+        for k in range(kernel_size):
+            j = i * stride - padding + k * dilation
+            if 0 <= j < n_in:
+                edges.append((i, j, i if grid is None else i % grid, k))
+    out_x = tuple(i * stride - padding + (extent - 1) / 2 for i in range(n_out))
+    title = (
+        "locally connected" if grid is None
+        else "convolution" if grid == 1
+        else f"tiled convolution, t = {grid}"
+    )
+    return Wiring(n_in, n_out, kernels, kernel_size, tuple(edges), out_x, title)
+
+
+def wiring_of(layer: nn.Module, n_in: int | None = None) -> Wiring:
+    """The wiring of a 1-D layer instance: ``Linear``, ``Conv1d``, ``TiledConv1d`` or
+    ``LocallyConnected1d``. ``n_in`` is the input length (a ``LocallyConnected1d`` knows it)."""
+    if isinstance(layer, nn.Linear):
+        wiring = dense_wiring(layer.in_features, layer.out_features)
+        return _titled(wiring, f"Linear({layer.in_features}, {layer.out_features})")
+    if isinstance(layer, _LocallyConnectedNd):
+        n_in = layer.input_size[0]
+        grid: int | None = None
+    elif isinstance(layer, _TiledConvNd):
+        grid = layer.tile_size[0]
+    elif isinstance(layer, nn.Conv1d):
+        grid = 1
+    else:
+        raise TypeError(
+            f"wiring_of: layer must be Linear, Conv1d, TiledConv1d or LocallyConnected1d, got "
+            f"{type(layer).__name__}"
+        )
+    if len(layer.kernel_size) != 1:
+        raise ValueError(
+            f"wiring_of: draws 1-D layers; got a {len(layer.kernel_size)}-D "
+            f"{type(layer).__name__} (use tile_map_figure for 2-D layers)"
+        )
+    if n_in is None:
+        raise ValueError(f"wiring_of: n_in (the input length) is needed for {type(layer).__name__}")
+    (k,), (s,), (dl,) = layer.kernel_size, layer.stride, layer.dilation
+    ((before, _),) = padding_amounts(layer.padding, (k,), (s,), (dl,))
+    wiring = bank_wiring(n_in, k, grid, s, before, dl)
+    return _titled(wiring, f"{type(layer).__name__}: {wiring.title}")
+
+
+def _titled(wiring: Wiring, title: str) -> Wiring:
+    return Wiring(
+        wiring.n_in, wiring.n_out, wiring.kernels, wiring.taps, wiring.edges, wiring.out_x, title
+    )
+
+
+_OUT_Y, _NODE = 2.0, 0.16
+_SWATCH = 0.32
+
+
+def draw_wiring(wiring: Wiring, ax: Axes | None = None, caption: str | None = None) -> Axes:
+    """Draw ``wiring`` on ``ax`` (a new figure's axes when ``None``) and return the axes.
+
+    ``caption`` goes under the weight bank; by default it counts the weights.
+    """
+    if ax is None:
+        ax = Figure(figsize=(max(4.0, 0.55 * wiring.n_in + 1.5), 4.2)).add_subplot()
+    colour = {
+        (kern, tap): weight_colour(kern, wiring.kernels, tap, wiring.taps)
+        for kern in range(wiring.kernels)
+        for tap in range(wiring.taps)
+    }
+    for i, j, kern, tap in wiring.edges:
+        ax.plot([j, wiring.out_x[i]], [0, _OUT_Y], color=colour[kern, tap], lw=2.2,
+                solid_capstyle="round", zorder=1)
+    node = {"s": 140, "c": "white", "edgecolors": "#333333", "linewidths": 1.3, "zorder": 3}
+    ax.scatter(range(wiring.n_in), [0] * wiring.n_in, **node)
+    ax.scatter(wiring.out_x, [_OUT_Y] * wiring.n_out, **node)
+    left = min(0.0, min(wiring.out_x)) - 0.9
+    ax.text(left, 0, "input", ha="right", va="center", fontsize=9, color="#333333")
+    ax.text(left, _OUT_Y, "output", ha="right", va="center", fontsize=9, color="#333333")
+
+    # The weight bank: one swatch per distinct weight, a kernel per row.
+    width = wiring.taps * _SWATCH
+    x0 = (wiring.n_in - 1) / 2 - width / 2
+    top = -0.55
+    for (kern, tap), rgb in colour.items():
+        ax.add_patch(Rectangle((x0 + tap * _SWATCH, top - (kern + 1) * _SWATCH), _SWATCH,
+                               _SWATCH, facecolor=rgb, edgecolor="white", lw=0.6))
+    bottom = top - wiring.kernels * _SWATCH
+    if caption is None:
+        caption = _count_caption(wiring)
+    ax.text((wiring.n_in - 1) / 2, bottom - 0.25, caption, ha="center", va="top", fontsize=10)
+    ax.set_title(wiring.title, fontsize=11)
+    right = max(wiring.n_in - 1.0, max(wiring.out_x)) + 0.5
+    ax.set_xlim(left - 1.4, right)
+    ax.set_ylim(bottom - 0.9, _OUT_Y + 0.4)
+    ax.set_aspect("equal")
+    ax.axis("off")
+    return ax
+
+
+def _count_caption(wiring: Wiring) -> str:
+    if wiring.kernels == 1:
+        shape = f"1 kernel x {wiring.taps}"
+    elif wiring.title.startswith("fully connected"):
+        shape = f"{wiring.n_out} outputs x {wiring.n_in} inputs"
+    else:
+        shape = f"{wiring.kernels} kernels x {wiring.taps}"
+    return f"{wiring.weights} parameters ({shape})"
+
+
+def four_panel_figure(n_in: int = 8, kernel_size: int = 3, tile_size: int = 2) -> Figure:
+    """Note 000's table as pictures: dense, locally connected, tiled and convolution.
+
+    The same ``n_in`` inputs and the same outputs in all four panels (the dense layer has as
+    many outputs as the others); only the sharing of weights differs.
+    """
+    local = bank_wiring(n_in, kernel_size, None)
+    panels = [
+        dense_wiring(n_in, local.n_out),
+        local,
+        bank_wiring(n_in, kernel_size, tile_size),
+        bank_wiring(n_in, kernel_size, 1),
+    ]
+    figure = Figure(figsize=(11, 7.4), layout="constrained")
+    figure.suptitle(
+        f"Four ways to connect {n_in} inputs to {local.n_out} outputs "
+        f"(kernel {kernel_size}; one colour per distinct weight)",
+        fontsize=12,
+    )
+    axes = list(figure.subplots(2, 2).flat)
+    for ax, wiring in zip(axes, panels):
+        draw_wiring(wiring, ax)
+    # One vertical scale for the two panels of a row, so that their nodes line up.
+    for pair in (axes[:2], axes[2:]):
+        bottom = min(ax.get_ylim()[0] for ax in pair)
+        for ax in pair:
+            ax.set_ylim(bottom, ax.get_ylim()[1])
+    return figure
+
+
+def layer_figure(layer: nn.Module, n_in: int | None = None) -> Figure:
+    """The wiring of one 1-D layer instance (see :func:`wiring_of`), one channel shown.
+
+    With several channels, each edge stands for ``out_channels x in_channels / groups``
+    weights; the caption gives the layer's real parameter count.
+    """
+    wiring = wiring_of(layer, n_in)
+    params = sum(p.numel() for p in layer.parameters())
+    caption = _count_caption(wiring).replace(" parameters", " weights shown")
+    if not isinstance(layer, nn.Linear):
+        per_swatch = layer.out_channels * layer.in_channels // layer.groups
+        if per_swatch > 1:
+            caption += (
+                f"\neach stands for {layer.out_channels} x {layer.in_channels // layer.groups} "
+                f"channel weights: {wiring.weights * per_swatch:,} weights"
+            )
+    caption += f"\nthe layer holds {params:,} parameters (with biases)"
+    ax = draw_wiring(wiring, caption=caption)
+    figure = ax.figure
+    assert isinstance(figure, Figure)
+    return figure

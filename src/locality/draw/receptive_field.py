@@ -1,0 +1,92 @@
+"""The receptive field of a stack of 2-D layers, drawn on the input grid.
+
+For each layer that moves the field, one output unit is picked near the centre of the input
+and its window is drawn: nested boxes that grow with depth (and with stride).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
+from torch import nn
+
+from locality.analysis.summary import summary
+from locality.draw.palette import kernel_colour
+
+__all__ = ["receptive_field_figure"]
+
+
+def receptive_field_figure(
+    model: nn.Module, input_shape: Sequence[int], centre: Sequence[int] | None = None
+) -> Figure:
+    """Draw, on the ``H x W`` input, the window of one unit after each layer of ``model``.
+
+    Args:
+        model: a module with 2-D sliding-window layers (convolutions, tiled, locally
+            connected, pooling); rows of its :func:`~locality.analysis.summary` are used.
+        input_shape: ``(C, H, W)`` without the batch dimension.
+        centre: input ``(row, column)`` the units are picked around; default the middle.
+    """
+    if len(input_shape) != 3:
+        raise ValueError(
+            f"receptive_field_figure: input_shape must be (C, H, W), got {tuple(input_shape)}"
+        )
+    _, height, width = input_shape
+    centre = tuple(centre) if centre is not None else ((height - 1) / 2, (width - 1) / 2)
+    steps = []
+    for row in summary(model, input_shape).rows:
+        field = row.receptive_field
+        if field is None or field.whole or row.kind == "other" and not steps:
+            continue
+        if steps and steps[-1][1] == field:
+            continue
+        # The output position whose window is centred nearest the chosen input point.
+        position = [
+            max(0, min(n - 1, round((c - a - (r - 1) / 2) / j)))
+            for c, a, r, j, n in zip(centre, field.start, field.size, field.jump, row.output_shape[1:])
+        ]
+        steps.append((row, field, field.window(position)))
+    if not steps:
+        raise ValueError("receptive_field_figure: the model has no sliding-window layer to draw")
+
+    figure = Figure(figsize=(7.4, 6.2), layout="constrained")
+    ax = figure.add_subplot()
+    ax.add_patch(Rectangle((0, 0), width, height, facecolor="#f1f1f1", edgecolor="#555555", lw=1))
+    for x in range(1, width):
+        ax.plot([x, x], [0, height], color="white", lw=0.7)
+    for y in range(1, height):
+        ax.plot([0, width], [y, y], color="white", lw=0.7)
+    lo_x = lo_y = 0.0
+    hi_x, hi_y = float(width), float(height)
+    for number, (row, field, (rows, cols)) in enumerate(steps):
+        colour = kernel_colour(number, max(len(steps), 2))
+        top = height - rows.start  # row 0 is drawn at the top, as in an image
+        inset = 0.06 * number  # keeps coinciding edges of successive boxes apart
+        ax.add_patch(Rectangle((cols.start + inset, top - len(rows) + inset), len(cols) - 2 * inset,
+                               len(rows) - 2 * inset, facecolor=colour, alpha=0.10,
+                               edgecolor="none", zorder=2 + number))
+        ax.add_patch(Rectangle((cols.start + inset, top - len(rows) + inset), len(cols) - 2 * inset,
+                               len(rows) - 2 * inset, facecolor="none", edgecolor=colour, lw=2.6,
+                               zorder=10 + len(steps) - number))
+        size = "x".join(map(str, field.size))
+        stride = "x".join(map(str, field.jump)) if len(set(field.jump)) > 1 else str(field.jump[0])
+        layer = f"layer {row.name} ({row.type})" if row.name else row.type
+        ax.plot([], [], color=colour, lw=3, label=f"after {layer}: {size}, stride {stride}")
+        lo_x, lo_y = min(lo_x, cols.start), min(lo_y, top - len(rows))
+        hi_x, hi_y = max(hi_x, cols.stop), max(hi_y, top)
+    ax.set_xlim(lo_x - 0.5, hi_x + 0.5)
+    ax.set_ylim(lo_y - 0.5, hi_y + 0.5)
+    ax.set_aspect("equal")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.02), fontsize=9, frameon=False)
+    ax.set_title(
+        f"Receptive field of one unit, layer by layer, on the {height}x{width} input\n"
+        f"(grey: the input; a box past its edge reaches into padding)",
+        fontsize=11,
+    )
+    return figure

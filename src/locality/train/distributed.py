@@ -1,0 +1,111 @@
+"""Multi-process training with PyTorch's own engine: ``torch.distributed`` and DDP.
+
+Nothing here moves data between processes by hand. ``torchrun`` (or the caller) starts the
+processes and describes them in the environment (``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``,
+``MASTER_ADDR``, ``MASTER_PORT``); :func:`init_from_env` joins that process group with ``gloo`` on
+CPU or ``nccl`` on GPU; :func:`wrap_model` hands the model to
+``torch.nn.parallel.DistributedDataParallel``, which averages gradients across processes; and the
+training loop splits each global batch with ``torch.utils.data.DistributedSampler``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+
+
+@dataclass(frozen=True)
+class Context:
+    """Where this process stands: its rank among ``world_size`` processes and its device."""
+
+    rank: int
+    world_size: int
+    local_rank: int
+    device: torch.device
+    owns_group: bool = False  # True when init_from_env created the process group
+
+    @property
+    def is_main(self) -> bool:
+        """Rank 0 writes files and shows progress."""
+        return self.rank == 0
+
+
+def resolve_device(device: str | torch.device | None, local_rank: int = 0) -> torch.device:
+    """``"auto"`` or ``None``: CUDA when available, else CPU; ``"cuda"`` becomes ``cuda:local_rank``."""
+    name = "auto" if device is None else str(device)
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        resolved = torch.device(name)
+    except RuntimeError as error:
+        raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {device!r}") from error
+    if resolved.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"device {device!r} asked for CUDA, but torch.cuda.is_available() is False")
+        if resolved.index is None:
+            resolved = torch.device("cuda", local_rank)
+    return resolved
+
+
+def current(device: str | torch.device | None = None) -> Context:
+    """The context of this process: the initialised process group if there is one, else alone."""
+    if dist.is_available() and dist.is_initialized():
+        local_rank = int(os.environ.get("LOCAL_RANK", dist.get_rank()))
+        return Context(dist.get_rank(), dist.get_world_size(), local_rank, resolve_device(device, local_rank))
+    return Context(0, 1, 0, resolve_device(device))
+
+
+def init_from_env(device: str | torch.device | None = None) -> Context:
+    """Join the process group that ``torchrun`` describes in the environment, if it describes one.
+
+    With ``WORLD_SIZE`` unset or 1 (a plain ``python -m locality train``) nothing is initialised.
+    The backend is ``nccl`` when the device is CUDA and ``gloo`` otherwise.
+    """
+    if dist.is_available() and dist.is_initialized():
+        return current(device)
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    if world_size == 1:
+        return current(device)
+    if not dist.is_available():
+        raise RuntimeError("WORLD_SIZE > 1 but this PyTorch build has no torch.distributed")
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    resolved = resolve_device(device, local_rank)
+    if resolved.type == "cuda":
+        torch.cuda.set_device(resolved)
+    dist.init_process_group(backend="nccl" if resolved.type == "cuda" else "gloo")
+    return Context(dist.get_rank(), dist.get_world_size(), local_rank, resolved, owns_group=True)
+
+
+def shutdown(context: Context) -> None:
+    """Destroy the process group if :func:`init_from_env` created it."""
+    if context.owns_group and dist.is_initialized():
+        # Without the barrier a rank can tear gloo down while its peer still talks to it, and the
+        # peer aborts ("terminate called without an active exception").
+        dist.barrier()
+        dist.destroy_process_group()
+
+
+def wrap_model(model: nn.Module, context: Context) -> nn.Module:
+    """``DistributedDataParallel(model)`` when there are several processes, else ``model``.
+
+    DDP broadcasts rank 0's parameters and buffers at construction and averages gradients in
+    ``backward``, so every rank holds the same parameters after every step.
+    """
+    if context.world_size == 1:
+        return model
+    device_ids = [context.device.index] if context.device.type == "cuda" else None
+    return DistributedDataParallel(model, device_ids=device_ids)
+
+
+def mean_over_ranks(value: float, context: Context) -> float:
+    """The mean of a per-rank scalar over all processes (the value itself when alone)."""
+    if context.world_size == 1:
+        return value
+    tensor = torch.tensor([value], dtype=torch.float64, device=context.device)
+    dist.all_reduce(tensor)
+    return tensor.item() / context.world_size
