@@ -32,9 +32,14 @@ def main() -> None:
     # 32x32 -> 64x64 example, at a small scale).
     big = torch.randn(1, 3, 8, 8)
     scores = F.conv2d(big, conv_weight, fc.bias, stride=2)  # 3x3 score map
-    windows = torch.stack([
-        fc(big[:, :, i:i + 4, j:j + 4].flatten(1)) for i in range(0, 5, 2) for j in range(0, 5, 2)
-    ], -1).view(1, 10, 3, 3)
+    windows = torch.stack(
+        [
+            fc(big[:, :, i : i + 4, j : j + 4].flatten(1))
+            for i in range(0, 5, 2)
+            for j in range(0, 5, 2)
+        ],
+        -1,
+    ).view(1, 10, 3, 3)
     torch.testing.assert_close(scores, windows)
     print(f"8x8 input: a {tuple(scores.shape[-2:])} score map == 9 sliding FC windows")
 

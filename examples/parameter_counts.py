@@ -19,8 +19,10 @@ def main() -> None:
     dense = LocallyConnected2d(1, 10**6, 1000, input_size=1000, **meta)  # one position: dense
     local = LocallyConnected2d(1, 1, 10, input_size=1000, **meta)  # 991x991 units, 10x10 each
     shared = torch.nn.Conv2d(1, 1, 10, device="meta", bias=False)
-    print(f"fully connected 1000x1000 -> 10^6: {count(dense):.3g} weights "
-          f"({count(dense) * 4 / 1e12:.0f} TB in float32)")
+    print(
+        f"fully connected 1000x1000 -> 10^6: {count(dense):.3g} weights "
+        f"({count(dense) * 4 / 1e12:.0f} TB in float32)"
+    )
     print(f"locally connected, 10x10 fields:   {count(local):.3g} weights (about 10^8)")
     print(f"convolution, one 10x10 kernel:     {count(shared)} weights")
     assert count(dense) == 10**12 and count(shared) == 100
@@ -30,10 +32,13 @@ def main() -> None:
     # (99 x 99 positions, 10 units at each: 98,010 units).
     local = LocallyConnected2d(1, 10, 10, input_size=500, stride=5, **meta)
     units = local.output_size[0] * local.output_size[1] * 10
-    print(f"500x500 image, {units} units: fully connected {500 * 500 * units:.3g} (about 2.5e10), "
-          f"local 10x10 {count(local):.3g} (about 1e7), shared 10x10 kernel 100, "
-          f"64 shared kernels {64 * 100}")
+    print(
+        f"500x500 image, {units} units: fully connected {500 * 500 * units:.3g} (about 2.5e10), "
+        f"local 10x10 {count(local):.3g} (about 1e7), shared 10x10 kernel 100, "
+        f"64 shared kernels {64 * 100}"
+    )
     assert count(local) == units * 100
+
 
 if __name__ == "__main__":
     main()

@@ -9,8 +9,15 @@ import torch
 from locality.train.data import Data
 
 
-def bumps(d: int = 1, n_train: int = 400, n_test: int = 200, size: int = 16, classes: int = 4,
-          max_offset: int = 3, seed: int = 0) -> Data:
+def bumps(
+    d: int = 1,
+    n_train: int = 400,
+    n_test: int = 200,
+    size: int = 16,
+    classes: int = 4,
+    max_offset: int = 3,
+    seed: int = 0,
+) -> Data:
     """Inputs ``(N, 1, *(size,) * d)``: class ``k``'s random 5-wide (5x5) pattern at an offset in
     ``[0, max_offset]`` per dimension, plus Gaussian noise of std 0.3."""
     rng = np.random.RandomState(seed)

@@ -49,7 +49,7 @@ def dense_matrix(
     kernel = weight.shape[d + 2 :]
     out_size = tuple(
         (n + lo + hi - dl * (k - 1) - 1) // s + 1
-        for n, (lo, hi), k, s, dl in zip(input_size, pads, kernel, stride, dilation)
+        for n, (lo, hi), k, s, dl in zip(input_size, pads, kernel, stride, dilation, strict=True)
     )
     in_channels = cg * groups
     og = out_channels // groups
@@ -60,13 +60,15 @@ def dense_matrix(
         g = o // og
         for p in itertools.product(*map(range, out_size)):
             row = np.ravel_multi_index((o, *p), (out_channels, *out_size))
-            bank = tuple(pi % gi for pi, gi in zip(p, grid))
+            bank = tuple(pi % gi for pi, gi in zip(p, grid, strict=True))
             for c in range(cg):
                 for kk in itertools.product(*map(range, kernel)):
                     src = []
                     for dim in range(d):
                         padded = p[dim] * stride[dim] + kk[dim] * dilation[dim]
-                        src.append(source_coordinate(padded - pads[dim][0], input_size[dim], padding_mode))
+                        src.append(
+                            source_coordinate(padded - pads[dim][0], input_size[dim], padding_mode)
+                        )
                     if any(v is None for v in src):
                         continue
                     col = np.ravel_multi_index((g * cg + c, *src), (in_channels, *input_size))
@@ -95,6 +97,6 @@ def apply_dense(
             out += bias.reshape(1, -1, *([1] * d))
         else:
             for p in itertools.product(*map(range, out_size)):
-                bank = tuple(pi % gi for pi, gi in zip(p, grid))
+                bank = tuple(pi % gi for pi, gi in zip(p, grid, strict=True))
                 out[(slice(None), slice(None), *p)] += bias[bank]
     return out

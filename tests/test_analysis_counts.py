@@ -22,7 +22,11 @@ from locality.analysis import (
 )
 
 CONV = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}
-LOCAL = {1: locality.LocallyConnected1d, 2: locality.LocallyConnected2d, 3: locality.LocallyConnected3d}
+LOCAL = {
+    1: locality.LocallyConnected1d,
+    2: locality.LocallyConnected2d,
+    3: locality.LocallyConnected3d,
+}
 TILED = {1: locality.TiledConv1d, 2: locality.TiledConv2d, 3: locality.TiledConv3d}
 
 

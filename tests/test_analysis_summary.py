@@ -30,10 +30,16 @@ def test_rows_match_modules_shapes_and_flop_counter():
     leaves = [m for m in net.modules() if not list(m.children())]
     assert [row.type for row in result.rows] == [type(m).__name__ for m in leaves]
     assert [row.kind for row in result.rows] == [
-        "convolution", "other", "other", "tiled", "locally connected", "other", "dense"
+        "convolution",
+        "other",
+        "other",
+        "tiled",
+        "locally connected",
+        "other",
+        "dense",
     ]
     x = torch.randn(1, 2, 16, 16)
-    for row, module in zip(result.rows, leaves):
+    for row, module in zip(result.rows, leaves, strict=True):
         x = module(x)
         assert row.output_shape == tuple(x.shape[1:])
         assert row.params == sum(p.numel() for p in module.parameters())

@@ -40,16 +40,38 @@ def test_subcommands_are_listed_in_order():
 
 
 def test_compare_json_is_the_analysis_result(capsys):
-    code, out, _ = run(capsys, "compare", "--input", "32x32", "--in-channels", "3",
-                       "--out-channels", "64", "--kernel", "3", "--bias", "--json")
+    code, out, _ = run(
+        capsys,
+        "compare",
+        "--input",
+        "32x32",
+        "--in-channels",
+        "3",
+        "--out-channels",
+        "64",
+        "--kernel",
+        "3",
+        "--bias",
+        "--json",
+    )
     assert code == 0
     expected = compare((32, 32), 3, out_channels=64, kernel_size=3, bias=True).to_dict()
     assert json.loads(out) == expected
 
 
 def test_compare_text_fits_80_columns(capsys):
-    code, out, _ = run(capsys, "compare", "--input", "1000x1000", "--units", "10^6",
-                       "--kernel", "10", "--stride", "10")
+    code, out, _ = run(
+        capsys,
+        "compare",
+        "--input",
+        "1000x1000",
+        "--units",
+        "10^6",
+        "--kernel",
+        "10",
+        "--stride",
+        "10",
+    )
     assert code == 0
     assert max(columns(line) for line in out.splitlines()) <= 80
 
@@ -80,15 +102,17 @@ def test_summary_of_a_model_file(tmp_path, capsys):
         "    return nn.Sequential(locality.TiledConv2d(3, width, 3, tile_size=2), nn.ReLU(),\n"
         "                         nn.Flatten(), nn.Linear(width * 6 * 6, 10))\n"
     )
-    code, out, _ = run(capsys, "summary", f"{source}:make", "--input", "3x8x8",
-                       "--arg", "width=5", "--json")
+    code, out, _ = run(
+        capsys, "summary", f"{source}:make", "--input", "3x8x8", "--arg", "width=5", "--json"
+    )
     assert code == 0
     result = json.loads(out)
     params = (2 * 2 * 5 * 3 * 9 + 2 * 2 * 5) + (5 * 36 * 10 + 10)
     assert result["total_params"] == params
     assert [layer["kind"] for layer in result["layers"]] == ["tiled", "other", "other", "dense"]
-    code, out, _ = run(capsys, "summary", f"{source}:make", "--input", "3x8x8", "--arg", "width=5",
-                       "--meta")
+    code, out, _ = run(
+        capsys, "summary", f"{source}:make", "--input", "3x8x8", "--arg", "width=5", "--meta"
+    )
     assert code == 0 and "total" in out and f"{params:,}" in out
 
 

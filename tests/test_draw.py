@@ -36,7 +36,7 @@ def test_four_panel_colours_count_the_distinct_weights():
     assert [len(edge_colours(ax)) for ax in axes] == expected
     assert [len(ax.patches) for ax in axes] == expected  # one swatch per weight
     captions = [" ".join(t.get_text() for t in ax.texts) for ax in axes]
-    for caption, count in zip(captions, expected):
+    for caption, count in zip(captions, expected, strict=True):
         assert f"{count} parameters" in caption
 
 
@@ -89,7 +89,10 @@ def test_figures_are_written_as_png_and_svg(tmp_path):
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert b"<svg" in svg.read_bytes()[:1000]
     legend = figures["rf"].axes[0].get_legend().get_texts()
-    assert [t.get_text().split(": ")[1] for t in legend] == ["3x3, stride 1", "5x5, stride 2"]  # 3 + (3 - 1) * 1
+    assert [t.get_text().split(": ")[1] for t in legend] == [
+        "3x3, stride 1",
+        "5x5, stride 2",
+    ]  # 3 + (3 - 1) * 1
 
 
 def test_errors_say_what_was_expected():

@@ -13,7 +13,6 @@ import math
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
 
@@ -28,11 +27,29 @@ SETTINGS = settings(
 )
 
 ARGUMENT_WORDS = (
-    "in_channels", "out_channels", "kernel", "input_size", "stride", "padding", "dilation", "groups",
-    "tile_size", "padding_mode", "input", "channels", "weight", "bias", "spatial size", "size",
+    "in_channels",
+    "out_channels",
+    "kernel",
+    "input_size",
+    "stride",
+    "padding",
+    "dilation",
+    "groups",
+    "tile_size",
+    "padding_mode",
+    "input",
+    "channels",
+    "weight",
+    "bias",
+    "spatial size",
+    "size",
 )
 MODES = ("zeros", "reflect", "replicate", "circular")
-LOCAL = {1: locality.LocallyConnected1d, 2: locality.LocallyConnected2d, 3: locality.LocallyConnected3d}
+LOCAL = {
+    1: locality.LocallyConnected1d,
+    2: locality.LocallyConnected2d,
+    3: locality.LocallyConnected3d,
+}
 TILED = {1: locality.TiledConv1d, 2: locality.TiledConv2d, 3: locality.TiledConv3d}
 
 
@@ -47,7 +64,10 @@ def pads_of(padding, kernel, stride, dilation):
     if padding == "valid":
         return ((0, 0),) * len(kernel)
     if padding == "same":
-        return tuple((dl * (k - 1) // 2, dl * (k - 1) - dl * (k - 1) // 2) for k, dl in zip(kernel, dilation))
+        return tuple(
+            (dl * (k - 1) // 2, dl * (k - 1) - dl * (k - 1) // 2)
+            for k, dl in zip(kernel, dilation, strict=True)
+        )
     return tuple((p, p) for p in padding)
 
 
@@ -114,17 +134,32 @@ def layer_cases(draw):
 
 def build(case):
     common = dict(
-        stride=case["stride"], padding=case["padding"], dilation=case["dilation"],
-        groups=case["groups"], bias=case["bias"], shared_bias=case["shared_bias"],
-        padding_mode=case["padding_mode"], dtype=torch.float64,
+        stride=case["stride"],
+        padding=case["padding"],
+        dilation=case["dilation"],
+        groups=case["groups"],
+        bias=case["bias"],
+        shared_bias=case["shared_bias"],
+        padding_mode=case["padding_mode"],
+        dtype=torch.float64,
     )
     if case["kind"] == "local":
         cls = LOCAL[case["d"]]
-        return cls, lambda: cls(case["in_channels"], case["out_channels"], case["kernel_size"],
-                                input_size=case["size"], **common)
+        return cls, lambda: cls(
+            case["in_channels"],
+            case["out_channels"],
+            case["kernel_size"],
+            input_size=case["size"],
+            **common,
+        )
     cls = TILED[case["d"]]
-    return cls, lambda: cls(case["in_channels"], case["out_channels"], case["kernel_size"],
-                            tile_size=case["tile_size"], **common)
+    return cls, lambda: cls(
+        case["in_channels"],
+        case["out_channels"],
+        case["kernel_size"],
+        tile_size=case["tile_size"],
+        **common,
+    )
 
 
 @settings(SETTINGS, max_examples=100)
@@ -151,13 +186,22 @@ def test_layers_are_right_or_refuse_clearly(case):
     event("computed")
     # it ran: so the input was acceptable, and the answer must be the dense reference's
     assert case["channel_offset"] == 0
-    pads = pads_of(layer.padding if isinstance(layer.padding, str) else layer.padding,
-                   layer.kernel_size, layer.stride, layer.dilation)
+    pads = pads_of(
+        layer.padding if isinstance(layer.padding, str) else layer.padding,
+        layer.kernel_size,
+        layer.stride,
+        layer.dilation,
+    )
     batched = x if case["batch"] is not None else x.unsqueeze(0)
     expected = apply_dense(
-        batched.numpy(), layer.weight.detach().numpy(),
+        batched.numpy(),
+        layer.weight.detach().numpy(),
         None if layer.bias is None else layer.bias.detach().numpy(),
-        layer.stride, pads, layer.dilation, layer.groups, layer.padding_mode,
+        layer.stride,
+        pads,
+        layer.dilation,
+        layer.groups,
+        layer.padding_mode,
     )
     if case["batch"] is None:
         expected = expected[0]
@@ -175,16 +219,22 @@ def functional_cases(draw):
     g = groups if isinstance(groups, int) and not isinstance(groups, bool) and groups > 0 else 1
     kernel = draw(st.tuples(*[st.integers(1, 3)] * d))
     size = draw(st.tuples(*[st.integers(1, hi)] * d))
-    stride = draw(st.one_of(int_or_tuple(d, 1, 2), int_or_tuple(d, 1, 2), st.sampled_from([0, (1,) * 4])))
+    stride = draw(
+        st.one_of(int_or_tuple(d, 1, 2), int_or_tuple(d, 1, 2), st.sampled_from([0, (1,) * 4]))
+    )
     dilation = draw(int_or_tuple(d, 1, 2))
     padding = draw(st.one_of(int_or_tuple(d, 0, 1), st.sampled_from(["same", "valid", -1])))
     op = draw(st.sampled_from(["locally_connected", "tiled_conv"]))
     # the grid: usually what the op needs (output size or a tile), sometimes not
     try:
         s_t, dl_t = expand(stride, d), expand(dilation, d)
-        p_t = pads_of(padding if isinstance(padding, str) else expand(padding, d), kernel, s_t, dl_t)
-        out = tuple((n + lo + hi_ - dl * (k - 1) - 1) // s + 1
-                    for n, (lo, hi_), k, s, dl in zip(size, p_t, kernel, s_t, dl_t))
+        p_t = pads_of(
+            padding if isinstance(padding, str) else expand(padding, d), kernel, s_t, dl_t
+        )
+        out = tuple(
+            (n + lo + hi_ - dl * (k - 1) - 1) // s + 1
+            for n, (lo, hi_), k, s, dl in zip(size, p_t, kernel, s_t, dl_t, strict=True)
+        )
     except (TypeError, ValueError, ZeroDivisionError):
         out = (1,) * d
     if op == "locally_connected":
@@ -201,9 +251,18 @@ def functional_cases(draw):
         weight_shape = (1, *weight_shape)
     bias_kind = draw(st.sampled_from([None, "shared", "grid", "grid", "wrong"]))
     return {
-        "op": op, "d": d, "size": size, "stride": stride, "dilation": dilation, "padding": padding,
-        "groups": groups, "weight_shape": weight_shape, "cin": cg * g, "bias_kind": bias_kind,
-        "padding_mode": draw(st.sampled_from(MODES)), "batch": draw(st.sampled_from([0, 2, None])),
+        "op": op,
+        "d": d,
+        "size": size,
+        "stride": stride,
+        "dilation": dilation,
+        "padding": padding,
+        "groups": groups,
+        "weight_shape": weight_shape,
+        "cin": cg * g,
+        "bias_kind": bias_kind,
+        "padding_mode": draw(st.sampled_from(MODES)),
+        "batch": draw(st.sampled_from([0, 2, None])),
         "dtype": draw(st.sampled_from([torch.float64] * 7 + [torch.int64])),
         "rank": draw(st.sampled_from([d] * 7 + [d - 1, 3 * d])),
     }
@@ -218,17 +277,28 @@ def test_functional_ops_are_right_or_refuse_clearly(case, suffix):
     d_w = (weight.dim() - 2) // 2
     grid, out_channels = weight.shape[:d_w], weight.shape[d_w] if weight.dim() > d_w else 1
     bias = {
-        None: None, "shared": torch.randn(out_channels, dtype=torch.float64),
+        None: None,
+        "shared": torch.randn(out_channels, dtype=torch.float64),
         "grid": torch.randn(*grid, out_channels, dtype=torch.float64),
         "wrong": torch.randn(out_channels + 1, dtype=torch.float64),
     }[case["bias_kind"]]
     rank = max(case["rank"], 0)
     spatial = (tuple(case["size"]) + (2,) * rank)[:rank]
-    shape = (case["cin"], *spatial) if case["batch"] is None else (case["batch"], case["cin"], *spatial)
+    shape = (
+        (case["cin"], *spatial) if case["batch"] is None else (case["batch"], case["cin"], *spatial)
+    )
     x = torch.randn(shape, dtype=torch.float64).to(case["dtype"])
     try:
-        out = op(x, weight, bias, case["stride"], case["padding"], case["dilation"], case["groups"],
-                 case["padding_mode"])
+        out = op(
+            x,
+            weight,
+            bias,
+            case["stride"],
+            case["padding"],
+            case["dilation"],
+            case["groups"],
+            case["padding_mode"],
+        )
     except (ValueError, TypeError) as error:
         event("refused: " + str(error)[:70])
         assert_clear(error, case["op"])
@@ -236,12 +306,24 @@ def test_functional_ops_are_right_or_refuse_clearly(case, suffix):
     event("computed")
     d = d_w
     stride, dilation = expand(case["stride"], d), expand(case["dilation"], d)
-    kernel = tuple(weight.shape[d + 2:])
-    pads = pads_of(case["padding"] if isinstance(case["padding"], str) else expand(case["padding"], d),
-                   kernel, stride, dilation)
+    kernel = tuple(weight.shape[d + 2 :])
+    pads = pads_of(
+        case["padding"] if isinstance(case["padding"], str) else expand(case["padding"], d),
+        kernel,
+        stride,
+        dilation,
+    )
     batched = x if case["batch"] is not None else x.unsqueeze(0)
-    expected = apply_dense(batched.numpy(), weight.numpy(), None if bias is None else bias.numpy(),
-                           stride, pads, dilation, case["groups"], case["padding_mode"])
+    expected = apply_dense(
+        batched.numpy(),
+        weight.numpy(),
+        None if bias is None else bias.numpy(),
+        stride,
+        pads,
+        dilation,
+        case["groups"],
+        case["padding_mode"],
+    )
     if case["batch"] is None:
         expected = expected[0]
     assert tuple(out.shape) == expected.shape
@@ -263,8 +345,11 @@ def test_functional_non_tensor_arguments(op, where, junk):
 
 @SETTINGS
 @given(
-    st.sampled_from(["local", "tiled"]), st.integers(1, 2), st.sampled_from(MODES),
-    st.sampled_from([float("nan"), float("inf"), -float("inf")]), st.data(),
+    st.sampled_from(["local", "tiled"]),
+    st.integers(1, 2),
+    st.sampled_from(MODES),
+    st.sampled_from([float("nan"), float("inf"), -float("inf")]),
+    st.data(),
 )
 def test_nan_and_inf_propagate_as_through_a_convolution(kind, d, mode, bad, data):
     """With all kernels equal, the layer is a convolution: same NaN/inf pattern, same values."""
@@ -272,13 +357,33 @@ def test_nan_and_inf_propagate_as_through_a_convolution(kind, d, mode, bad, data
     k, padding = data.draw(st.sampled_from([(1, 0), (2, 1), (3, 1)]))
     stride = data.draw(st.integers(1, 2))
     conv = torch.nn.Conv1d if d == 1 else torch.nn.Conv2d
-    reference = conv(2, 3, k, stride=stride, padding=padding, padding_mode=mode, dtype=torch.float64)
+    reference = conv(
+        2, 3, k, stride=stride, padding=padding, padding_mode=mode, dtype=torch.float64
+    )
     if kind == "local":
-        layer = LOCAL[d](2, 3, k, input_size=size, stride=stride, padding=padding,
-                         padding_mode=mode, shared_bias=True, dtype=torch.float64)
+        layer = LOCAL[d](
+            2,
+            3,
+            k,
+            input_size=size,
+            stride=stride,
+            padding=padding,
+            padding_mode=mode,
+            shared_bias=True,
+            dtype=torch.float64,
+        )
     else:
-        layer = TILED[d](2, 3, k, tile_size=2, stride=stride, padding=padding, padding_mode=mode,
-                         shared_bias=True, dtype=torch.float64)
+        layer = TILED[d](
+            2,
+            3,
+            k,
+            tile_size=2,
+            stride=stride,
+            padding=padding,
+            padding_mode=mode,
+            shared_bias=True,
+            dtype=torch.float64,
+        )
     with torch.no_grad():
         layer.weight.copy_(reference.weight.expand_as(layer.weight))
         layer.bias.copy_(reference.bias)
@@ -294,24 +399,37 @@ def test_nan_and_inf_propagate_as_through_a_convolution(kind, d, mode, bad, data
 
 
 def test_check_allocation_refuses_with_the_bytes_needed():
-    with pytest.raises(ValueError, match=r"LocallyConnected2d: .*needs 4\.00 TB \(4,000,000,000,000 bytes\)"):
+    with pytest.raises(
+        ValueError, match=r"LocallyConnected2d: .*needs 4\.00 TB \(4,000,000,000,000 bytes\)"
+    ):
         check_allocation((10**6, 1, 1, 1000, 1000), torch.float32, "cpu", "LocallyConnected2d")
     check_allocation((10**6, 1, 1, 1000, 1000), torch.float32, "meta", "x")  # meta is free
     check_allocation((10, 10), torch.float64, None, "x")
     assert format_bytes(400_000_000) == "400.00 MB"
 
 
-@pytest.mark.xfail(
-    raises=RuntimeError, strict=False,
-    reason="layers/_base.py does not call locality._memory.check_allocation yet",
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: locality.LocallyConnected2d(1, 1, 1000, input_size=1999),  # 10^12 weights
+        lambda: locality.TiledConv2d(1000, 1000, 1000, tile_size=1),  # 10^12 weights
+    ],
 )
-@pytest.mark.parametrize("make", [
-    lambda: locality.LocallyConnected2d(1, 1, 1000, input_size=1999),  # 10^12 weights
-    lambda: locality.TiledConv2d(1000, 1000, 1000, tile_size=1),  # 10^12 weights
-])
 def test_huge_layer_fails_fast_before_allocating(make):
     with pytest.raises(ValueError, match=r"TB"):
         make()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_huge_layer_fails_fast_on_cuda():
+    with pytest.raises(ValueError, match=r"needs 4\.00 TB .* available on cuda"):
+        locality.LocallyConnected2d(1, 1, 1000, input_size=1999, device="cuda")
+
+
+def test_huge_lazy_layer_fails_fast_at_its_first_input():
+    layer = locality.LazyLocallyConnected2d(1, 1000)
+    with pytest.raises(ValueError, match=r"LocallyConnected2d: .*needs 4\.00 TB"):
+        layer(torch.zeros(1, 1, 1999, 1999))
 
 
 def test_huge_layer_on_meta_is_fine():
@@ -329,11 +447,18 @@ def test_lazy_layers_infer_or_refuse(kind, d, rank, data):
     channels = data.draw(st.integers(0, 3))
     groups = data.draw(st.sampled_from([1, 2]))
     if kind == "local":
-        cls = {1: locality.LazyLocallyConnected1d, 2: locality.LazyLocallyConnected2d,
-               3: locality.LazyLocallyConnected3d}[d]
+        cls = {
+            1: locality.LazyLocallyConnected1d,
+            2: locality.LazyLocallyConnected2d,
+            3: locality.LazyLocallyConnected3d,
+        }[d]
         layer = cls(2, 1, groups=groups, dtype=torch.float64)
     else:
-        cls = {1: locality.LazyTiledConv1d, 2: locality.LazyTiledConv2d, 3: locality.LazyTiledConv3d}[d]
+        cls = {
+            1: locality.LazyTiledConv1d,
+            2: locality.LazyTiledConv2d,
+            3: locality.LazyTiledConv3d,
+        }[d]
         layer = cls(2, 1, 2, groups=groups, dtype=torch.float64)
     if rank == d + 2:
         shape = (1, channels) + (3,) * d
@@ -353,13 +478,18 @@ def test_lazy_layers_infer_or_refuse(kind, d, rank, data):
 
 @SETTINGS
 @given(
-    st.sampled_from([1, 2, 3]), st.sampled_from(["channels_last", "channels_first"]),
+    st.sampled_from([1, 2, 3]),
+    st.sampled_from(["channels_last", "channels_first"]),
     st.lists(st.integers(0, 40), min_size=0, max_size=6),
 )
 def test_keras_loader_refuses_wrong_shapes_clearly(implementation, data_format, shape):
     layer = locality.LocallyConnected2d(2, 3, 2, input_size=(3, 4))
-    expected = kio.keras_kernel_shape(2, 3, 2, (3, 4), implementation=implementation, data_format=data_format)
+    expected = kio.keras_kernel_shape(
+        2, 3, 2, (3, 4), implementation=implementation, data_format=data_format
+    )
     assume(tuple(shape) != expected)
     with pytest.raises(ValueError, match=r"has shape \(") as info:
-        layer.load_keras_weights(np.zeros(shape), implementation=implementation, data_format=data_format)
+        layer.load_keras_weights(
+            np.zeros(shape), implementation=implementation, data_format=data_format
+        )
     assert str(expected) in str(info.value)

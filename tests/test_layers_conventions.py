@@ -155,8 +155,9 @@ def test_initialisation_matches_conv_in_distribution(d):
 @pytest.mark.parametrize("shared_bias", [False, True])
 def test_parameter_counts_equal_the_closed_forms(shared_bias):
     c, o, k, g = 6, 4, (3, 2), 2
-    local = locality.LocallyConnected2d(c, o, k, input_size=(9, 7), stride=(2, 1), groups=g,
-                                        shared_bias=shared_bias)
+    local = locality.LocallyConnected2d(
+        c, o, k, input_size=(9, 7), stride=(2, 1), groups=g, shared_bias=shared_bias
+    )
     positions = math.prod(local.output_size)
     assert local.output_size == ((9 - 3) // 2 + 1, 7 - 2 + 1)
     kernel = o * (c // g) * math.prod(k)
@@ -186,7 +187,7 @@ def test_tiled_layer_accepts_any_input_size():
 def test_same_padding_keeps_the_size_and_pads_extra_after(d):
     """As torch.nn.Conv*d: an even kernel's extra padding element goes after (right/bottom)."""
     x = torch.randn(2, 3, *(5,) * d, dtype=torch.float64)
-    tiled = locality.TiledConv1d if d == 1 else locality.TiledConv2d if d == 2 else locality.TiledConv3d
+    tiled = {1: locality.TiledConv1d, 2: locality.TiledConv2d, 3: locality.TiledConv3d}[d]
     layer = tiled(3, 4, 4, tile_size=1, padding="same", dilation=1, dtype=torch.float64)
     conv = (F.conv1d, F.conv2d, F.conv3d)[d - 1]
     expected = conv(x, layer.weight.reshape(4, 3, *(4,) * d), layer.bias.reshape(4), padding="same")
@@ -195,16 +196,25 @@ def test_same_padding_keeps_the_size_and_pads_extra_after(d):
 
 @pytest.mark.parametrize("d", [1, 2, 3])
 def test_lazy_layers_infer_channels_and_input_size(d):
-    lazy = (locality.LazyLocallyConnected1d, locality.LazyLocallyConnected2d,
-            locality.LazyLocallyConnected3d)[d - 1](6, 3, padding=1)
+    lazy = (
+        locality.LazyLocallyConnected1d,
+        locality.LazyLocallyConnected2d,
+        locality.LazyLocallyConnected3d,
+    )[d - 1](6, 3, padding=1)
     x = torch.randn(2, 5, *(4,) * d)
     out = lazy(x)
-    target = (locality.LocallyConnected1d, locality.LocallyConnected2d, locality.LocallyConnected3d)[d - 1]
+    target = (
+        locality.LocallyConnected1d,
+        locality.LocallyConnected2d,
+        locality.LocallyConnected3d,
+    )[d - 1]
     assert type(lazy) is target
     assert lazy.in_channels == 5 and lazy.input_size == (4,) * d and out.shape == (2, 6, *(4,) * d)
     assert lazy.weight.shape == (*(4,) * d, 6, 5, *(3,) * d)
     assert lazy.weight.abs().max() <= 1 / math.sqrt(5 * 3**d)
-    tiled = (locality.LazyTiledConv1d, locality.LazyTiledConv2d, locality.LazyTiledConv3d)[d - 1](6, 3, 2)
+    tiled = (locality.LazyTiledConv1d, locality.LazyTiledConv2d, locality.LazyTiledConv3d)[d - 1](
+        6, 3, 2
+    )
     tiled(x)
     assert tiled.in_channels == 5 and tiled.weight.shape == (*(2,) * d, 6, 5, *(3,) * d)
 
@@ -213,7 +223,9 @@ def test_extra_repr_shows_only_what_differs_from_defaults():
     assert repr(locality.LocallyConnected2d(3, 8, 3, input_size=10)) == (
         "LocallyConnected2d(3, 8, kernel_size=(3, 3), input_size=(10, 10))"
     )
-    assert repr(locality.TiledConv1d(4, 4, 3, 2, stride=2, padding="valid", groups=2, bias=False)) == (
+    assert repr(
+        locality.TiledConv1d(4, 4, 3, 2, stride=2, padding="valid", groups=2, bias=False)
+    ) == (
         "TiledConv1d(4, 4, kernel_size=(3,), tile_size=(2,), stride=(2,), padding='valid', "
         "groups=2, bias=False)"
     )

@@ -1,4 +1,4 @@
-"""Bad input gets a ValueError/TypeError that names the argument, what was expected and what came."""
+"""Bad input gets a ValueError/TypeError naming the argument, what was expected and what came."""
 
 from __future__ import annotations
 

@@ -13,14 +13,18 @@ import locality
 from locality import functional as LF
 from tests.dense_reference import apply_dense
 
-LOCAL = {1: locality.LocallyConnected1d, 2: locality.LocallyConnected2d, 3: locality.LocallyConnected3d}
+LOCAL = {
+    1: locality.LocallyConnected1d,
+    2: locality.LocallyConnected2d,
+    3: locality.LocallyConnected3d,
+}
 TILED = {1: locality.TiledConv1d, 2: locality.TiledConv2d, 3: locality.TiledConv3d}
 CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
 
 
 def _pads(padding, kernel, dilation):
     if padding == "same":
-        totals = [dl * (k - 1) for k, dl in zip(kernel, dilation)]
+        totals = [dl * (k - 1) for k, dl in zip(kernel, dilation, strict=True)]
         return tuple((t // 2, t - t // 2) for t in totals)
     if padding == "valid":
         return tuple((0, 0) for _ in kernel)
@@ -89,7 +93,7 @@ def _build(cfg: dict) -> torch.nn.Module:
 
 def _fits(cfg: dict) -> bool:
     pads = _pads(cfg["padding"], cfg["kernel"], cfg["dilation"])
-    for n, (lo, hi), k, dl in zip(cfg["size"], pads, cfg["kernel"], cfg["dilation"]):
+    for n, (lo, hi), k, dl in zip(cfg["size"], pads, cfg["kernel"], cfg["dilation"], strict=True):
         if dl * (k - 1) + 1 > n + lo + hi:
             return False
         if cfg["padding_mode"] == "reflect" and max(lo, hi) >= n:
@@ -132,14 +136,18 @@ def test_configurations_cover_every_argument():
     assert {c["padding_mode"] for c in CONFIGS} == {"zeros", "reflect", "replicate", "circular"}
     assert {c["groups"] for c in CONFIGS} == {1, 2}
     assert any(c["padding"] == "same" for c in CONFIGS)
-    assert any(max(c["stride"]) > 1 for c in CONFIGS) and any(max(c["dilation"]) > 1 for c in CONFIGS)
+    assert any(max(c["stride"]) > 1 for c in CONFIGS) and any(
+        max(c["dilation"]) > 1 for c in CONFIGS
+    )
     assert len(seen) >= 12
 
 
 @pytest.mark.parametrize("d", [1, 2, 3])
 def test_tile_size_one_is_a_convolution(d):
     x = torch.randn(2, 4, *(7,) * d, dtype=torch.float64)
-    layer = TILED[d](4, 6, 3, tile_size=1, stride=2, padding=1, dilation=1, groups=2, dtype=torch.float64)
+    layer = TILED[d](
+        4, 6, 3, tile_size=1, stride=2, padding=1, dilation=1, groups=2, dtype=torch.float64
+    )
     kernel, bias = layer.weight.reshape(6, 2, *(3,) * d), layer.bias.reshape(6)
     expected = CONV[d](x, kernel, bias, stride=2, padding=1, groups=2)
     torch.testing.assert_close(layer(x), expected, rtol=0, atol=1e-12)
@@ -153,7 +161,9 @@ def test_locally_connected_with_equal_kernels_is_a_convolution(d):
     out_size = (4,) * d  # (6 + 2 - 2*2 - 1) // 1 + 1 with dilation 2, padding 1
     weight = kernel.expand(*out_size, *kernel.shape).contiguous()
     got = LF.locally_connected(x, weight, bias, padding=1, dilation=2)
-    torch.testing.assert_close(got, CONV[d](x, kernel, bias, padding=1, dilation=2), rtol=0, atol=1e-12)
+    torch.testing.assert_close(
+        got, CONV[d](x, kernel, bias, padding=1, dilation=2), rtol=0, atol=1e-12
+    )
 
 
 @pytest.mark.parametrize("d", [1, 2, 3])
@@ -169,12 +179,16 @@ def test_tile_as_large_as_the_output_is_locally_connected(d):
 def test_tiled_output_uses_kernel_i_mod_t():
     """Output position i equals a convolution with kernel i mod t, at that position."""
     x = torch.randn(1, 3, 11, 9, dtype=torch.float64)
-    layer = locality.TiledConv2d(3, 4, (3, 2), tile_size=(3, 2), padding=(1, 0), dtype=torch.float64)
+    layer = locality.TiledConv2d(
+        3, 4, (3, 2), tile_size=(3, 2), padding=(1, 0), dtype=torch.float64
+    )
     out = layer(x)
     for r in range(3):
         for c in range(2):
             full = F.conv2d(x, layer.weight[r, c], layer.bias[r, c], padding=(1, 0))
-            torch.testing.assert_close(out[..., r::3, c::2], full[..., r::3, c::2], rtol=0, atol=1e-12)
+            torch.testing.assert_close(
+                out[..., r::3, c::2], full[..., r::3, c::2], rtol=0, atol=1e-12
+            )
 
 
 @pytest.mark.parametrize("d", [1, 2, 3])

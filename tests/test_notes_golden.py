@@ -32,37 +32,113 @@ def compare_cli(capsys, *argv: str) -> tuple[dict, str]:
 
 # (note, compare arguments, kind, published number)
 PARAMS = [
-    ("001 dense 4x4x50 -> 500", ["--input", "4x4", "--in-channels", "50", "--units", "500"],
-     "dense", 400_000),
+    (
+        "001 dense 4x4x50 -> 500",
+        ["--input", "4x4", "--in-channels", "50", "--units", "500"],
+        "dense",
+        400_000,
+    ),
     ("001 dense 500 -> 10", ["--input", "500", "--units", "10"], "dense", 5_000),
-    ("001 ten 10x10 kernels", ["--input", "100x100", "--out-channels", "10", "--kernel", "10"],
-     "convolution", 1_000),
-    ("001 4 -> 2 channels, 2x2", ["--input", "8x8", "--in-channels", "4", "--out-channels", "2",
-                                  "--kernel", "2"], "convolution", 32),
-    ("001 1x1, 6 -> 5 channels", ["--input", "8x8", "--in-channels", "6", "--out-channels", "5",
-                                  "--kernel", "1"], "convolution", 30),
-    ("002 dense", ["--input", "1000x1000", "--units", "10^6", "--kernel", "10", "--stride", "10"],
-     "dense", 10**12),
-    ("002 local", ["--input", "1000x1000", "--units", "10^6", "--kernel", "10", "--stride", "10"],
-     "locally connected", 10**8),
-    ("003 dense", ["--input", "500x500", "--units", "10^5", "--kernel", "10"], "dense",
-     25_000_000_000),
-    ("003 local", ["--input", "500x500", "--units", "10^5", "--kernel", "10"],
-     "locally connected", 10**7),
+    (
+        "001 ten 10x10 kernels",
+        ["--input", "100x100", "--out-channels", "10", "--kernel", "10"],
+        "convolution",
+        1_000,
+    ),
+    (
+        "001 4 -> 2 channels, 2x2",
+        ["--input", "8x8", "--in-channels", "4", "--out-channels", "2", "--kernel", "2"],
+        "convolution",
+        32,
+    ),
+    (
+        "001 1x1, 6 -> 5 channels",
+        ["--input", "8x8", "--in-channels", "6", "--out-channels", "5", "--kernel", "1"],
+        "convolution",
+        30,
+    ),
+    (
+        "002 dense",
+        ["--input", "1000x1000", "--units", "10^6", "--kernel", "10", "--stride", "10"],
+        "dense",
+        10**12,
+    ),
+    (
+        "002 local",
+        ["--input", "1000x1000", "--units", "10^6", "--kernel", "10", "--stride", "10"],
+        "locally connected",
+        10**8,
+    ),
+    (
+        "003 dense",
+        ["--input", "500x500", "--units", "10^5", "--kernel", "10"],
+        "dense",
+        25_000_000_000,
+    ),
+    (
+        "003 local",
+        ["--input", "500x500", "--units", "10^5", "--kernel", "10"],
+        "locally connected",
+        10**7,
+    ),
     ("003 shared", ["--input", "500x500", "--units", "10^5", "--kernel", "10"], "convolution", 100),
-    ("003 64 kernels", ["--input", "500x500", "--out-channels", "64", "--kernel", "10"],
-     "convolution", 6_400),
-    ("003 kernel 5x5x3x10", ["--input", "32x32", "--in-channels", "3", "--out-channels", "10",
-                             "--kernel", "5"], "convolution", 750),
-    ("003 kernel 3x3x10x5", ["--input", "28x28", "--in-channels", "10", "--out-channels", "5",
-                             "--kernel", "3"], "convolution", 450),
+    (
+        "003 64 kernels",
+        ["--input", "500x500", "--out-channels", "64", "--kernel", "10"],
+        "convolution",
+        6_400,
+    ),
+    (
+        "003 kernel 5x5x3x10",
+        ["--input", "32x32", "--in-channels", "3", "--out-channels", "10", "--kernel", "5"],
+        "convolution",
+        750,
+    ),
+    (
+        "003 kernel 3x3x10x5",
+        ["--input", "28x28", "--in-channels", "10", "--out-channels", "5", "--kernel", "3"],
+        "convolution",
+        450,
+    ),
     ("004 dense 48 x 10", ["--input", "4x4", "--in-channels", "3", "--units", "10"], "dense", 480),
-    ("004 conv 4x4x3x10", ["--input", "4x4", "--in-channels", "3", "--units", "10"],
-     "convolution", 480),
-    ("Keras LocallyConnected2D", ["--input", "32x32", "--in-channels", "3", "--out-channels",
-                                  "64", "--kernel", "3", "--bias"], "locally connected", 1_612_800),
-    ("Keras Conv2D", ["--input", "32x32", "--in-channels", "3", "--out-channels", "64",
-                      "--kernel", "3", "--bias"], "convolution", 1_792),
+    (
+        "004 conv 4x4x3x10",
+        ["--input", "4x4", "--in-channels", "3", "--units", "10"],
+        "convolution",
+        480,
+    ),
+    (
+        "Keras LocallyConnected2D",
+        [
+            "--input",
+            "32x32",
+            "--in-channels",
+            "3",
+            "--out-channels",
+            "64",
+            "--kernel",
+            "3",
+            "--bias",
+        ],
+        "locally connected",
+        1_612_800,
+    ),
+    (
+        "Keras Conv2D",
+        [
+            "--input",
+            "32x32",
+            "--in-channels",
+            "3",
+            "--out-channels",
+            "64",
+            "--kernel",
+            "3",
+            "--bias",
+        ],
+        "convolution",
+        1_792,
+    ),
 ]
 
 
@@ -77,15 +153,20 @@ def test_closed_forms_and_real_modules():
     assert dense_cost(4 * 4 * 50, 500, bias=False).params == 400_000
     assert numel(nn.Linear(800, 500, bias=False)) == 400_000
     assert numel(nn.Linear(500, 10, bias=False)) == 5_000
-    assert numel(nn.Conv2d(1, 10, 10, bias=False)) == conv_cost(1, 10, 10, (1, 1), bias=False).params == 1_000
+    assert (
+        numel(nn.Conv2d(1, 10, 10, bias=False))
+        == conv_cost(1, 10, 10, (1, 1), bias=False).params
+        == 1_000
+    )
     assert numel(nn.Conv2d(4, 2, 2, bias=False)) == 32
     assert numel(nn.Conv2d(6, 5, 1, bias=False)) == 30
     assert numel(nn.Conv2d(3, 10, 5, bias=False)) == 750
     assert numel(nn.Conv2d(10, 5, 3, bias=False)) == 450
     big = nn.Linear(1000 * 1000, 10**6, bias=False, device="meta")
     assert numel(big) == dense_cost(10**6, 10**6, bias=False).params == 10**12
-    local = locality.LocallyConnected2d(1, 100, 10, input_size=1000, stride=10, bias=False,
-                                        device="meta")
+    local = locality.LocallyConnected2d(
+        1, 100, 10, input_size=1000, stride=10, bias=False, device="meta"
+    )
     assert numel(local) == 10**8
     assert dense_cost(500 * 500, 10**5, bias=False).params == 25_000_000_000
     assert numel(nn.Conv2d(1, 64, 10, bias=False)) == 6_400
@@ -96,8 +177,9 @@ def test_closed_forms_and_real_modules():
 
 
 def test_note_002_memory_is_4_tb_not_400_mb(capsys):
-    result, text = compare_cli(capsys, "--input", "1000x1000", "--units", "10^6", "--kernel",
-                               "10", "--stride", "10")
+    result, text = compare_cli(
+        capsys, "--input", "1000x1000", "--units", "10^6", "--kernel", "10", "--stride", "10"
+    )
     assert result["kinds"]["dense"]["weight_bytes"] == 4 * 10**12
     dense_row = next(line for line in text.splitlines() if line.startswith("dense"))
     assert "4 TB" in dense_row and "400 MB" not in dense_row
@@ -119,7 +201,8 @@ def test_output_size_formula_note_001(capsys):
 
 
 def test_note_004_score_map_is_5x5(capsys):
-    result, text = compare_cli(capsys, "--input", "8x8", "--in-channels", "3", "--out-channels",
-                               "10", "--kernel", "4")
+    result, text = compare_cli(
+        capsys, "--input", "8x8", "--in-channels", "3", "--out-channels", "10", "--kernel", "4"
+    )
     assert result["output_size"] == [5, 5]  # (8 - 4)/1 + 1: 25 windows of 32x32 at stride 8
     assert "(8 + 2*0 - 4)/1 + 1 = 5" in text

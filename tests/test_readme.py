@@ -22,7 +22,8 @@ def test_the_two_commands_come_first_and_ci_runs_the_test_command():
     assert install.endswith("locality tour") and "pip install" in install
     assert test.endswith("python -m pytest") and '".[test]"' in test
     ci_commands = [
-        line for line in (ROOT / ".ci" / "run").read_text().splitlines()
+        line
+        for line in (ROOT / ".ci" / "run").read_text().splitlines()
         if line and not line.startswith("#")
     ]
     assert test in ci_commands

@@ -33,7 +33,10 @@ def make(kind: str):
     torch.manual_seed(0)
     layers = {
         "local1d": (lambda: LocallyConnected1d(2, 3, 3, input_size=8, padding=1), (2, 2, 8)),
-        "local2d": (lambda: LocallyConnected2d(2, 3, 3, input_size=(6, 5), stride=(2, 1)), (2, 2, 6, 5)),
+        "local2d": (
+            lambda: LocallyConnected2d(2, 3, 3, input_size=(6, 5), stride=(2, 1)),
+            (2, 2, 6, 5),
+        ),
         "local3d": (lambda: LocallyConnected3d(2, 2, 2, input_size=4, groups=2), (2, 2, 4, 4, 4)),
         "tiled1d": (lambda: TiledConv1d(2, 3, 3, tile_size=2, padding=1), (2, 2, 9)),
         "tiled2d": (
@@ -68,7 +71,7 @@ def test_compile_fullgraph_forward_backward(kind):
     expected = layer(x)
     expected.square().sum().backward()
     torch.testing.assert_close(out, expected)
-    for g, e in zip(got, [x.grad] + [p.grad for p in layer.parameters()]):
+    for g, e in zip(got, [x.grad] + [p.grad for p in layer.parameters()], strict=True):
         torch.testing.assert_close(g, e)
 
 
@@ -84,7 +87,9 @@ def test_compile_inductor():
 @pytest.mark.parametrize("kind", KINDS)
 def test_torch_export_dynamic_batch(kind):
     layer, x = make(kind)
-    program = torch.export.export(layer, (x,), dynamic_shapes=({0: torch.export.Dim("batch", max=1024)},))
+    program = torch.export.export(
+        layer, (x,), dynamic_shapes=({0: torch.export.Dim("batch", max=1024)},)
+    )
     other = torch.randn(5, *x.shape[1:])
     torch.testing.assert_close(program.module()(other), layer(other))
 
@@ -101,7 +106,9 @@ def test_export_dynamic_spatial_size_of_tiled_layer():
     layer = TiledConv1d(2, 3, 3, tile_size=2, padding=1)
     x = torch.randn(2, 2, 10)
     length = torch.export.Dim("length", min=4, max=64)
-    program = torch.export.export(layer, (x,), dynamic_shapes=({0: torch.export.Dim("batch"), 2: length},))
+    program = torch.export.export(
+        layer, (x,), dynamic_shapes=({0: torch.export.Dim("batch"), 2: length},)
+    )
     other = torch.randn(3, 2, 15)
     torch.testing.assert_close(program.module()(other), layer(other))
 
@@ -112,14 +119,18 @@ def test_onnx_dynamo_export_matches_onnxruntime(kind):
     ort = pytest.importorskip("onnxruntime")
     layer, x = make(kind)
     layer.eval()
-    program = torch.onnx.export(layer, (x,), dynamo=True, dynamic_shapes=({0: "batch"},), verbose=False)
+    program = torch.onnx.export(
+        layer, (x,), dynamo=True, dynamic_shapes=({0: "batch"},), verbose=False
+    )
     session = ort.InferenceSession(
         program.model_proto.SerializeToString(), providers=["CPUExecutionProvider"]
     )
     for batch in (1, 5):
         other = torch.randn(batch, *x.shape[1:])
         (out,) = session.run(None, {session.get_inputs()[0].name: other.numpy()})
-        torch.testing.assert_close(torch.from_numpy(out), layer(other).detach(), rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(
+            torch.from_numpy(out), layer(other).detach(), rtol=1e-5, atol=1e-5
+        )
 
 
 @pytest.mark.parametrize("kind", ["local2d", "tiled2d", "tiled1d"])
@@ -150,18 +161,7 @@ def test_torch_func_grad_and_vmap_over_batch(kind):
 
 @pytest.mark.parametrize(
     "kind",
-    [
-        "local1d",
-        "local2d",
-        pytest.param(
-            "tiled1d",
-            marks=pytest.mark.xfail(
-                raises=RuntimeError, strict=False,
-                reason="kernels/reference.tiled_conv writes its output in place; vmap over weights "
-                "cannot (see docs/guide/toolchain.md)",
-            ),
-        ),
-    ],
+    KINDS,
 )
 def test_vmap_over_parameters_ensemble(kind):
     layer, x = make(kind)
@@ -222,19 +222,26 @@ def test_ddp_after_lazy_initialisation(tmp_path):
     dist = torch.distributed
     if not dist.is_available():
         pytest.skip("torch.distributed is not available")
-    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1)
+    dist.init_process_group(
+        "gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1
+    )
     try:
         model = torch.nn.Sequential(
-            LazyLocallyConnected2d(4, 3), torch.nn.ReLU(), torch.nn.Flatten(2), LazyTiledConv1d(2, 3, 2)
+            LazyLocallyConnected2d(4, 3),
+            torch.nn.ReLU(),
+            torch.nn.Flatten(2),
+            LazyTiledConv1d(2, 3, 2),
         )
         x = torch.randn(2, 3, 6, 6)
         model(x)  # materialise
-        assert isinstance(model[0], LocallyConnected2d) and not isinstance(model[0], LazyLocallyConnected2d)
+        assert isinstance(model[0], LocallyConnected2d) and not isinstance(
+            model[0], LazyLocallyConnected2d
+        )
         reference = pickle.loads(pickle.dumps(model))
         ddp = torch.nn.parallel.DistributedDataParallel(model)
         ddp(x).square().sum().backward()
         reference(x).square().sum().backward()
-        for p, q in zip(model.parameters(), reference.parameters()):
+        for p, q in zip(model.parameters(), reference.parameters(), strict=True):
             torch.testing.assert_close(p.grad, q.grad)
     finally:
         dist.destroy_process_group()

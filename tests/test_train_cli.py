@@ -14,8 +14,16 @@ from locality.train.experiment import parse_models, run_experiment
 from locality.train.loop import TrainConfig
 from tests.bumps import bumps
 
-SCHEMA = {"model", "tile_size", "dataset", "test_accuracy_mean", "test_accuracy_std", "seeds",
-          "parameters", "train_seconds"}
+SCHEMA = {
+    "model",
+    "tile_size",
+    "dataset",
+    "test_accuracy_mean",
+    "test_accuracy_std",
+    "seeds",
+    "parameters",
+    "train_seconds",
+}
 
 
 @pytest.fixture(autouse=True)
@@ -29,8 +37,23 @@ def one_thread():
 def test_train_command_writes_a_run_and_resumes(tmp_path, capsys):
     data = bumps(2, size=8, max_offset=1, n_train=60, n_test=20)
     np.savez(tmp_path / "d.npz", x=data.x_train.numpy(), y=data.y_train.numpy())
-    args = ["train", str(tmp_path / "d.npz"), "--model", "tiled", "--tile-size", "2", "--steps", "3",
-            "--batch-size", "16", "--out", str(tmp_path / "run"), "--device", "cpu", "--no-progress"]
+    args = [
+        "train",
+        str(tmp_path / "d.npz"),
+        "--model",
+        "tiled",
+        "--tile-size",
+        "2",
+        "--steps",
+        "3",
+        "--batch-size",
+        "16",
+        "--out",
+        str(tmp_path / "run"),
+        "--device",
+        "cpu",
+        "--no-progress",
+    ]
     assert main(args) == 0
     assert "tiled-2 on d: test accuracy" in capsys.readouterr().out
     assert main([*args[:7], "5", *args[8:], "--resume"]) == 0
@@ -44,7 +67,10 @@ def test_train_command_writes_a_run_and_resumes(tmp_path, capsys):
         (["train", "digits", "--tile-size", "2"], "only for --model tiled"),
         (["train", "digits", "--resume"], "--resume needs --out"),
         (["train", "digits", "--steps", "0"], "steps must be a positive int"),
+        (["train", "digits", "--device", "gpu"], "device must be 'auto', 'cpu', 'cuda'"),
         (["experiment", "digits", "--models", "dense,tiled"], "tiled-T"),
+        (["experiment", "digits", "--device", "meta"], "device must be 'auto', 'cpu', 'cuda'"),
+        (["experiment", "digits", "--seeds", "0"], "seeds must be an int >= 1"),
     ],
 )
 def test_commands_reject_bad_arguments(args, message):
@@ -54,16 +80,48 @@ def test_commands_reject_bad_arguments(args, message):
 
 def test_experiment_writes_table_json_and_plots(tmp_path):
     config = TrainConfig(steps=3, batch_size=50, eval_every=3)
-    rows = run_experiment("digits", seeds=2, config=config, models=parse_models("dense,tiled-2,conv"),
-                          max_shift=2, out_dir=tmp_path, progress=False)
+    rows = run_experiment(
+        "digits",
+        seeds=2,
+        config=config,
+        models=parse_models("dense,tiled-2,conv"),
+        max_shift=2,
+        out_dir=tmp_path,
+        progress=False,
+    )
     saved = json.loads((tmp_path / "digits.json").read_text())
     assert saved == rows and len(rows) == 3
     for row in rows:
         assert set(row) == SCHEMA and row["seeds"] == 2 and 0.0 <= row["test_accuracy_mean"] <= 1.0
-    assert [(r["model"], r["tile_size"]) for r in rows] == [("dense", None), ("tiled", 2), ("conv", None)]
+    assert [(r["model"], r["tile_size"]) for r in rows] == [
+        ("dense", None),
+        ("tiled", 2),
+        ("conv", None),
+    ]
     assert "| digits | tiled (t=2) |" in (tmp_path / "digits.md").read_text()
     assert (tmp_path / "digits_accuracy_vs_parameters.png").stat().st_size > 0
     assert (tmp_path / "digits_accuracy_vs_shift.png").stat().st_size > 0
     # A second call finds every run done and only rebuilds the table.
-    assert run_experiment("digits", seeds=2, config=config, models=parse_models("dense,tiled-2,conv"),
-                          max_shift=2, out_dir=tmp_path, progress=False) == rows
+    assert (
+        run_experiment(
+            "digits",
+            seeds=2,
+            config=config,
+            models=parse_models("dense,tiled-2,conv"),
+            max_shift=2,
+            out_dir=tmp_path,
+            progress=False,
+        )
+        == rows
+    )
+    # Runs finished with other settings are not mixed into the table.
+    with pytest.raises(ValueError, match="use another out_dir"):
+        run_experiment(
+            "digits",
+            seeds=2,
+            config=TrainConfig(steps=4, batch_size=50),
+            out_dir=tmp_path,
+            models=parse_models("dense"),
+            max_shift=2,
+            progress=False,
+        )

@@ -1,4 +1,4 @@
-"""Datasets: the shuffled MNIST-1D permutation, sklearn digits, the user's .npz and image folders,
+"""Datasets: MNIST-1D and its shuffled variant, sklearn digits, the user's .npz and image folders,
 and the messages for data that cannot be read."""
 
 from __future__ import annotations
@@ -10,31 +10,48 @@ import torch
 from locality.train import data
 
 
-@pytest.fixture
-def mnist1d_cache(tmp_path):
-    """A stand-in for the generated MNIST-1D arrays, so these tests need not run the generator."""
+def test_mnist1d_reads_its_cache(tmp_path):
     rng = np.random.RandomState(0)
-    arrays = {"x": rng.randn(40, 40), "y": rng.randint(10, size=40), "x_test": rng.randn(10, 40),
-              "y_test": rng.randint(10, size=10)}
-    np.savez(tmp_path / "mnist1d.npz", **arrays)
-    return tmp_path, arrays
-
-
-def test_mnist1d_shuffled_is_the_published_permutation(mnist1d_cache):
-    cache, arrays = mnist1d_cache
-    plain, shuffled = data.mnist1d(cache_dir=cache), data.mnist1d(shuffled=True, cache_dir=cache)
-    np.random.seed(42)  # the MNIST-1D benchmark notebook's shuffle
-    order = np.random.permutation(40)
+    for name in ("mnist1d", "mnist1d-shuffled"):
+        np.savez(
+            tmp_path / f"{name}.npz",
+            x=rng.randn(40, 40),
+            y=rng.randint(10, size=40),
+            x_test=rng.randn(10, 40),
+            y_test=rng.randint(10, size=10),
+        )
+    plain, shuffled = (
+        data.mnist1d(cache_dir=tmp_path),
+        data.mnist1d(shuffled=True, cache_dir=tmp_path),
+    )
     assert plain.x_train.shape == (40, 1, 40) and plain.name == "mnist1d"
-    assert torch.equal(shuffled.x_test[:, 0], torch.tensor(arrays["x_test"][:, order], dtype=torch.float32))
-    assert torch.equal(shuffled.y_train, plain.y_train) and shuffled.name == "mnist1d-shuffled"
+    with np.load(tmp_path / "mnist1d-shuffled.npz") as arrays:
+        assert torch.equal(shuffled.x_test[:, 0], torch.from_numpy(arrays["x_test"]).float())
+    assert shuffled.name == "mnist1d-shuffled" and shuffled.num_classes == 10
+
+
+def test_mnist1d_as_published_and_shuffled_positions():
+    pytest.importorskip("mnist1d")
+    plain, shuffled = data.load("mnist1d"), data.load("mnist1d-shuffled")
+    assert (len(plain.y_train), len(plain.y_test), plain.input_shape) == (4000, 1000, (1, 40))
+    assert torch.equal(plain.y_train, shuffled.y_train) and torch.equal(
+        plain.y_test, shuffled.y_test
+    )
+    # Each shuffled position is exactly one original position, and the order is not the identity.
+    columns = [
+        [j for j in range(40) if torch.equal(shuffled.x_train[:, 0, i], plain.x_train[:, 0, j])]
+        for i in range(40)
+    ]
+    order = [match[0] for match in columns if len(match) == 1]
+    assert sorted(order) == list(range(40)) and order != list(range(40))
+    assert torch.equal(shuffled.x_test[:, 0], plain.x_test[:, 0, order])
 
 
 def test_digits_is_8x8_split_by_class():
     digits = data.load("digits")
     assert digits.input_shape == (1, 8, 8) and digits.num_classes == 10
     assert len(digits.y_train) + len(digits.y_test) == 1797
-    assert 0.0 <= digits.x_train.min() and digits.x_train.max() <= 1.0
+    assert digits.x_train.min() >= 0.0 and digits.x_train.max() <= 1.0
     assert set(digits.y_test.tolist()) == set(range(10))
 
 
@@ -43,10 +60,19 @@ def test_npz_with_and_without_test_split(tmp_path):
     np.savez(tmp_path / "a.npz", x=rng.randn(30, 6, 6), y=np.arange(30) % 3)
     split = data.load(tmp_path / "a.npz")
     assert split.input_shape == (1, 6, 6) and split.num_classes == 3 and len(split.y_test) == 6
-    np.savez(tmp_path / "b.npz", x=rng.randn(8, 2, 5, 5), y=np.arange(8) % 2, x_test=rng.randn(4, 2, 5, 5),
-             y_test=np.arange(4) % 2)
+    np.savez(
+        tmp_path / "b.npz",
+        x=rng.randn(8, 2, 5, 5),
+        y=np.arange(8) % 2,
+        x_test=rng.randn(4, 2, 5, 5),
+        y_test=np.arange(4) % 2,
+    )
     given = data.load(tmp_path / "b.npz")
-    assert given.input_shape == (2, 5, 5) and len(given.y_test) == 4 and given.x_train.dtype == torch.float32
+    assert (
+        given.input_shape == (2, 5, 5)
+        and len(given.y_test) == 4
+        and given.x_train.dtype == torch.float32
+    )
 
 
 @pytest.mark.parametrize(
@@ -56,7 +82,10 @@ def test_npz_with_and_without_test_split(tmp_path):
         ({"x": np.zeros((4, 5)), "y": np.zeros(3, dtype=int)}, "labels must have shape"),
         ({"x": np.zeros((4, 5)), "y": np.full(4, 0.5)}, "non-negative integers"),
         ({"x": np.zeros(4), "y": np.zeros(4, dtype=int)}, "must have shape"),
-        ({"x": np.zeros((4, 5)), "y": np.zeros(4, dtype=int), "x_test": np.zeros((2, 5))}, "both 'x_test'"),
+        (
+            {"x": np.zeros((4, 5)), "y": np.zeros(4, dtype=int), "x_test": np.zeros((2, 5))},
+            "both 'x_test'",
+        ),
     ],
 )
 def test_npz_errors_name_what_is_wrong(tmp_path, arrays, message):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -23,9 +24,18 @@ def _worker(rank: int, world_size: int, store: str, out: str) -> None:
     torch.set_num_threads(1)
     dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=world_size)
     try:
-        model, result = train_family(FAMILY, bumps(1, n_train=120, n_test=40), CONFIG, tile_size=TILE,
-                                     device="cpu", progress=False)
-        torch.save({"state": model.state_dict(), "accuracy": result.test_accuracy}, f"{out}/rank{rank}.pt")
+        model, result = train_family(
+            FAMILY,
+            bumps(1, n_train=120, n_test=40),
+            CONFIG,
+            tile_size=TILE,
+            device="cpu",
+            progress=False,
+        )
+        torch.save(
+            {"state": model.state_dict(), "accuracy": result.test_accuracy}, f"{out}/rank{rank}.pt"
+        )
+        dist.barrier()  # as distributed.shutdown does: no rank tears gloo down under its peer
     finally:
         dist.destroy_process_group()
 
@@ -37,22 +47,90 @@ def test_two_gloo_processes_match_one_process(tmp_path):
         assert torch.equal(value, ranks[1]["state"][name]), f"{name} differs across ranks"
 
     torch.set_num_threads(1)
-    single, result = train_family(FAMILY, bumps(1, n_train=120, n_test=40), CONFIG, tile_size=TILE,
-                                  device="cpu", progress=False)
+    single, result = train_family(
+        FAMILY,
+        bumps(1, n_train=120, n_test=40),
+        CONFIG,
+        tile_size=TILE,
+        device="cpu",
+        progress=False,
+    )
     for name, value in single.state_dict().items():
         # Same batches and the same averaged gradient; only the summation order differs.
         torch.testing.assert_close(ranks[0]["state"][name], value, rtol=1e-4, atol=1e-5)
     assert abs(ranks[0]["accuracy"] - result.test_accuracy) <= 1 / 40
 
 
+def _resume_worker(rank: int, world_size: int, store: str, out: str) -> None:
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=world_size)
+    try:
+        train_family(
+            FAMILY,
+            bumps(1, n_train=120, n_test=40),
+            CONFIG,
+            tile_size=TILE,
+            device="cpu",
+            run_dir=f"{out}/{'saved' if rank == 0 else 'elsewhere'}",
+            resume=True,
+            progress=False,
+        )
+    except ValueError as error:
+        (Path(out) / f"error{rank}.txt").write_text(str(error))
+    finally:
+        dist.barrier()
+        dist.destroy_process_group()
+
+
+def test_ranks_that_see_different_checkpoints_stop_together(tmp_path):
+    torch.set_num_threads(1)
+    first = TrainConfig(steps=3, batch_size=40, eval_every=3)
+    train_family(
+        FAMILY,
+        bumps(1, n_train=120, n_test=40),
+        first,
+        tile_size=TILE,
+        device="cpu",
+        run_dir=tmp_path / "saved",
+        progress=False,
+    )
+    mp.spawn(_resume_worker, args=(2, str(tmp_path / "store"), str(tmp_path)), nprocs=2, join=True)
+    for rank, step in ((0, 3), (1, 0)):
+        message = (tmp_path / f"error{rank}.txt").read_text()
+        assert f"different checkpoints to resume from (this one: step {step})" in message
+
+
 def test_torchrun_standalone_smoke(tmp_path):
     data = bumps(1, n_train=80, n_test=20)
-    np.savez(tmp_path / "bumps.npz", x=data.x_train[:, 0].numpy(), y=data.y_train.numpy(),
-             x_test=data.x_test[:, 0].numpy(), y_test=data.y_test.numpy())
+    np.savez(
+        tmp_path / "bumps.npz",
+        x=data.x_train[:, 0].numpy(),
+        y=data.y_train.numpy(),
+        x_test=data.x_test[:, 0].numpy(),
+        y_test=data.y_test.numpy(),
+    )
     command = [
-        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-        "-m", "locality", "train", str(tmp_path / "bumps.npz"), "--model", "conv", "--steps", "4",
-        "--batch-size", "20", "--out", str(tmp_path / "run"), "--device", "cpu", "--no-progress",
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "locality",
+        "train",
+        str(tmp_path / "bumps.npz"),
+        "--model",
+        "conv",
+        "--steps",
+        "4",
+        "--batch-size",
+        "20",
+        "--out",
+        str(tmp_path / "run"),
+        "--device",
+        "cpu",
+        "--no-progress",
     ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     done = subprocess.run(command, capture_output=True, text=True, timeout=120, env=env)

@@ -12,7 +12,7 @@ from locality.train.loop import TrainConfig, train_family
 from locality.train.models import FullyConnected, build_model, count_parameters
 from tests.bumps import bumps
 
-MODELS = [("dense", None), ("locally_connected", None), ("tiled", 2), ("conv", None)]
+MODELS = [("dense", None), ("locally_connected", None), ("tiled", 4), ("tiled", 2), ("conv", None)]
 
 
 @pytest.fixture(autouse=True)
@@ -28,7 +28,9 @@ def one_thread():
 def test_each_family_beats_chance(d, family, tile_size):
     data = bumps(d, size=16 if d == 1 else 8, max_offset=3 if d == 1 else 1)
     config = TrainConfig(steps=40, batch_size=50, lr=1e-2, eval_every=40)
-    _, result = train_family(family, data, config, tile_size=tile_size, device="cpu", progress=False)
+    _, result = train_family(
+        family, data, config, tile_size=tile_size, device="cpu", progress=False
+    )
     assert result.test_accuracy > 0.5, f"{family}: {result.test_accuracy} (chance 0.25)"
     assert result.parameters > 0 and len(result.history) == 1
 

@@ -35,12 +35,23 @@ def _equal_states(a: dict, b: dict) -> bool:
 def test_resume_continues_bit_for_bit(tmp_path, data, family, tile_size):
     # 120 examples in batches of 50: 2 steps an epoch, so the resume crosses epochs mid-way.
     config = TrainConfig(steps=7, batch_size=50, eval_every=2, checkpoint_every=3)
-    straight, whole = train_family(family, data, config, tile_size=tile_size, device="cpu", progress=False)
+    straight, whole = train_family(
+        family, data, config, tile_size=tile_size, device="cpu", progress=False
+    )
 
     first = TrainConfig(steps=3, batch_size=50, eval_every=2, checkpoint_every=3)
-    train_family(family, data, first, tile_size=tile_size, run_dir=tmp_path, device="cpu", progress=False)
+    train_family(
+        family, data, first, tile_size=tile_size, run_dir=tmp_path, device="cpu", progress=False
+    )
     resumed, rest = train_family(
-        family, data, config, tile_size=tile_size, run_dir=tmp_path, resume=True, device="cpu", progress=False
+        family,
+        data,
+        config,
+        tile_size=tile_size,
+        run_dir=tmp_path,
+        resume=True,
+        device="cpu",
+        progress=False,
     )
     assert _equal_states(straight.state_dict(), resumed.state_dict())
     assert rest.test_accuracy == whole.test_accuracy
@@ -51,7 +62,13 @@ def test_same_seed_same_model_other_seed_other_model(data):
     config = TrainConfig(steps=3, batch_size=40, eval_every=3)
     a, _ = train_family("conv", data, config, device="cpu", progress=False)
     b, _ = train_family("conv", data, config, device="cpu", progress=False)
-    c, _ = train_family("conv", data, TrainConfig(steps=3, batch_size=40, eval_every=3, seed=1), device="cpu", progress=False)
+    c, _ = train_family(
+        "conv",
+        data,
+        TrainConfig(steps=3, batch_size=40, eval_every=3, seed=1),
+        device="cpu",
+        progress=False,
+    )
     assert _equal_states(a.state_dict(), b.state_dict())
     assert not _equal_states(a.state_dict(), c.state_dict())
 
@@ -70,10 +87,24 @@ def test_run_directory_holds_checkpoint_and_metrics(tmp_path, data):
 
 
 def test_resume_refuses_other_settings(tmp_path, data):
-    train_family("conv", data, TrainConfig(steps=2, batch_size=40), run_dir=tmp_path, device="cpu", progress=False)
+    train_family(
+        "conv",
+        data,
+        TrainConfig(steps=2, batch_size=40),
+        run_dir=tmp_path,
+        device="cpu",
+        progress=False,
+    )
     with pytest.raises(ValueError, match="lr: checkpoint 0.01, now 0.1"):
-        train_family("conv", data, TrainConfig(steps=4, batch_size=40, lr=0.1), run_dir=tmp_path,
-                     resume=True, device="cpu", progress=False)
+        train_family(
+            "conv",
+            data,
+            TrainConfig(steps=4, batch_size=40, lr=0.1),
+            run_dir=tmp_path,
+            resume=True,
+            device="cpu",
+            progress=False,
+        )
 
 
 @pytest.mark.parametrize(

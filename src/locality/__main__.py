@@ -1,5 +1,8 @@
+"""``python -m locality``: the ``locality`` command."""
+
 import sys
 
 from locality.cli import main
 
-sys.exit(main())
+if __name__ == "__main__":
+    sys.exit(main())

@@ -8,17 +8,18 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Union
 
 import torch
 
-IntOrTuple = Union[int, Sequence[int]]
-Padding = Union[str, int, Sequence[int]]
+IntOrTuple = int | Sequence[int]
+Padding = str | int | Sequence[int]
 
 PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
 
 
-def ntuple(value: IntOrTuple, n: int, name: str, *, minimum: int = 1, where: str = "") -> tuple[int, ...]:
+def ntuple(
+    value: IntOrTuple, n: int, name: str, *, minimum: int = 1, where: str = ""
+) -> tuple[int, ...]:
     """Expand an int or a length-``n`` sequence of ints to an ``n``-tuple, checking each entry.
 
     ``minimum`` is the smallest allowed entry (1 for sizes and strides, 0 for padding).
@@ -82,9 +83,11 @@ def padding_amounts(
                     f"{prefix}padding='same' is only supported with stride 1 (as in "
                     f"torch.nn.Conv{d}d), got stride={stride}"
                 )
-            totals = [dl * (k - 1) for k, dl in zip(kernel_size, dilation)]
+            totals = [dl * (k - 1) for k, dl in zip(kernel_size, dilation, strict=True)]
             return tuple((t // 2, t - t // 2) for t in totals)
-        raise ValueError(f"{prefix}padding must be 'valid', 'same', an int or a tuple, got {padding!r}")
+        raise ValueError(
+            f"{prefix}padding must be 'valid', 'same', an int or a tuple, got {padding!r}"
+        )
     values = ntuple(padding, d, "padding", minimum=0, where=where)
     return tuple((p, p) for p in values)
 
@@ -104,7 +107,9 @@ def output_size(
     """
     prefix = f"{where}: " if where else ""
     out = []
-    for dim, (n, k, s, (lo, hi), dl) in enumerate(zip(input_size, kernel_size, stride, pads, dilation)):
+    for dim, (n, k, s, (lo, hi), dl) in enumerate(
+        zip(input_size, kernel_size, stride, pads, dilation, strict=True)
+    ):
         extent = dl * (k - 1) + 1
         padded = n + lo + hi
         if extent > padded:
@@ -119,15 +124,23 @@ def output_size(
 
 def check_channels(in_channels: int, out_channels: int, groups: int, where: str = "") -> None:
     prefix = f"{where}: " if where else ""
-    for name, value in (("in_channels", in_channels), ("out_channels", out_channels), ("groups", groups)):
+    for name, value in (
+        ("in_channels", in_channels),
+        ("out_channels", out_channels),
+        ("groups", groups),
+    ):
         if isinstance(value, bool) or not isinstance(value, int):
             raise TypeError(f"{prefix}{name} must be an int, got {type(value).__name__} {value!r}")
         if value < 1:
             raise ValueError(f"{prefix}{name} must be positive, got {value}")
     if in_channels % groups:
-        raise ValueError(f"{prefix}in_channels ({in_channels}) must be divisible by groups ({groups})")
+        raise ValueError(
+            f"{prefix}in_channels ({in_channels}) must be divisible by groups ({groups})"
+        )
     if out_channels % groups:
-        raise ValueError(f"{prefix}out_channels ({out_channels}) must be divisible by groups ({groups})")
+        raise ValueError(
+            f"{prefix}out_channels ({out_channels}) must be divisible by groups ({groups})"
+        )
 
 
 def check_input(

@@ -52,22 +52,23 @@ def check_allocation(
 ) -> None:
     """Raise ValueError if a tensor of ``shape`` and ``dtype`` cannot fit on ``device``.
 
-    Call it before ``torch.empty(shape, ...)``. The message names ``where`` (the layer or
-    function), the shape, the bytes needed and the bytes available, and suggests ``device="meta"``
-    for inspecting a layer too large to build.
+    Call it before ``torch.empty(shape, dtype=dtype, device=device)``; ``None`` means the same
+    defaults as there (``torch.get_default_dtype()``, ``torch.get_default_device()``). The message
+    names ``where`` (the layer or function), the shape, the bytes needed and the bytes
+    available, and suggests ``device="meta"`` for inspecting a layer too large to build.
     """
-    dev = torch.device(device) if device is not None else torch.device("cpu")
+    dev = torch.device(device) if device is not None else torch.get_default_device()
     if dev.type == "meta":
         return
     dtype = dtype or torch.get_default_dtype()
     numel = math.prod(int(n) for n in shape)
-    itemsize = torch.empty((), dtype=dtype, device="meta").element_size()
-    needed = numel * itemsize
+    needed = numel * dtype.itemsize
     available = available_bytes(dev)
     if available is not None and needed > available:
         prefix = f"{where}: " if where else ""
         raise ValueError(
             f"{prefix}a tensor of shape {tuple(int(n) for n in shape)} ({numel:,} elements of "
             f"{dtype}) needs {format_bytes(needed)} ({needed:,} bytes), more than the "
-            f"{format_bytes(available)} available on {dev}; build it with device='meta' to inspect it"
+            f"{format_bytes(available)} available on {dev}; build it with device='meta' to "
+            "inspect it"
         )

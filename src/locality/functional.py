@@ -6,8 +6,8 @@ output position to its kernel. ``weight`` has shape ``(*grid, out_channels, in_c
 ``weight[i mod grid]``.
 
 - convolution: ``grid = (1,) * d`` (``torch.nn.functional.conv*d``);
-- tiled convolution: ``grid = tile_size`` (:func:`tiled_conv`);
-- locally connected: ``grid = output size`` (:func:`locally_connected`);
+- tiled convolution: ``grid = tile_size`` (``tiled_conv``);
+- locally connected: ``grid = output size`` (``locally_connected``);
 - dense: locally connected with a kernel that covers the whole input.
 
 Each ``weight[p]`` is an ordinary ``Conv*d`` weight, contiguous in memory, so the locally connected
@@ -46,7 +46,10 @@ __all__ = [
 
 
 def pad_input(
-    input: torch.Tensor, pads: Sequence[tuple[int, int]], padding_mode: str, where: str = "pad_input"
+    input: torch.Tensor,
+    pads: Sequence[tuple[int, int]],
+    padding_mode: str,
+    where: str = "pad_input",
 ) -> torch.Tensor:
     """Pad the spatial dimensions of a batched ``(N, C, *spatial)`` input.
 
@@ -56,7 +59,7 @@ def pad_input(
     if not any(lo or hi for lo, hi in pads):
         return input
     spatial = input.shape[2:]
-    for dim, ((lo, hi), n) in enumerate(zip(pads, spatial)):
+    for dim, ((lo, hi), n) in enumerate(zip(pads, spatial, strict=True)):
         if padding_mode == "reflect" and max(lo, hi) >= n:
             raise ValueError(
                 f"{where}: padding_mode='reflect' needs padding smaller than the input size, got "
@@ -107,7 +110,9 @@ def _prepare(
     out_channels, group_channels = weight.shape[d], weight.shape[d + 1]
     kernel_size = tuple(weight.shape[d + 2 :])
     if any(v == 0 for v in weight.shape):
-        raise ValueError(f"{op}: weight must not have zero-sized dimensions, got {tuple(weight.shape)}")
+        raise ValueError(
+            f"{op}: weight must not have zero-sized dimensions, got {tuple(weight.shape)}"
+        )
     if out_channels % groups:
         raise ValueError(
             f"{op}: out_channels ({out_channels}, weight dim {d}) must be divisible by groups "
@@ -116,7 +121,9 @@ def _prepare(
     input, unbatched = check_input(input, d, group_channels * groups, op)
     # Under autocast the ops cast their operands themselves, as for torch.nn.Conv*d.
     if input.dtype != weight.dtype and not torch.is_autocast_enabled(input.device.type):
-        raise TypeError(f"{op}: input dtype {input.dtype} does not match weight dtype {weight.dtype}")
+        raise TypeError(
+            f"{op}: input dtype {input.dtype} does not match weight dtype {weight.dtype}"
+        )
     if input.device != weight.device:
         raise ValueError(f"{op}: input is on {input.device} but weight is on {weight.device}")
     if bias is not None:
@@ -167,8 +174,11 @@ def locally_connected(
         input: ``(N, C_in, *spatial)`` or unbatched ``(C_in, *spatial)``.
         weight: ``(*out_size, C_out, C_in // groups, *kernel_size)``.
         bias: ``None``, ``(C_out,)`` shared over positions, or ``(*out_size, C_out)`` untied.
-        stride, padding, dilation, groups: as in ``torch.nn.functional.conv2d``; padding may be
-            an int, a tuple, ``"valid"`` or ``"same"``.
+        stride: as in ``torch.nn.functional.conv2d`` (int or tuple).
+        padding: as in ``torch.nn.functional.conv2d``: an int, a tuple, ``"valid"`` or
+            ``"same"``.
+        dilation: as in ``torch.nn.functional.conv2d`` (int or tuple).
+        groups: as in ``torch.nn.functional.conv2d``.
         padding_mode: ``"zeros"``, ``"reflect"``, ``"replicate"`` or ``"circular"``.
 
     Shape:
@@ -185,7 +195,7 @@ def locally_connected(
     if grid != out_size:
         raise ValueError(
             f"{op}: weight holds kernels for output size {grid}, but input of spatial size "
-            f"{tuple(input.shape[-len(grid):])} gives output size {out_size} with "
+            f"{tuple(input.shape[-len(grid) :])} gives output size {out_size} with "
             f"stride={stride_t}, padding={padding!r}, dilation={dilation_t}"
         )
     out = dispatch.locally_connected(x, weight, bias, stride_t, dilation_t, groups)
@@ -213,7 +223,11 @@ def tiled_conv(
         input: ``(N, C_in, *spatial)`` or unbatched ``(C_in, *spatial)``.
         weight: ``(*tile_size, C_out, C_in // groups, *kernel_size)``.
         bias: ``None``, ``(C_out,)`` shared, or ``(*tile_size, C_out)`` tiled like the kernels.
-        stride, padding, dilation, groups, padding_mode: as in :func:`locally_connected`.
+        stride: as in ``locally_connected``.
+        padding: as in ``locally_connected``.
+        dilation: as in ``locally_connected``.
+        groups: as in ``locally_connected``.
+        padding_mode: as in ``locally_connected``.
 
     Shape:
         Output ``(N, C_out, *out_size)`` with the ``torch.nn.Conv*d`` output-size formula.
@@ -245,7 +259,7 @@ def _fixed_rank(op, d: int):
         return op(input, weight, bias, stride, padding, dilation, groups, padding_mode)
 
     fixed.__name__ = fixed.__qualname__ = f"{op.__name__}{d}d"
-    fixed.__doc__ = f"{d}-D :func:`{op.__name__}`; ``input`` is ``(N, C, {_SPATIAL[d]})``."
+    fixed.__doc__ = f"{d}-D ``{op.__name__}``; ``input`` is ``(N, C, {_SPATIAL[d]})``."
     return fixed
 
 

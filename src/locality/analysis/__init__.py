@@ -1,8 +1,8 @@
 """Accounting: parameters, multiply-accumulates, memory and receptive fields of layers and models.
 
-- :mod:`~locality.analysis.counts`: closed forms from shapes alone (exact Python ints);
-- :mod:`~locality.analysis.summary`: a per-layer table of a real model;
-- :mod:`~locality.analysis.receptive_field`: where each output unit looks.
+- ``counts``: closed forms from shapes alone (exact Python ints);
+- ``summary``: a per-layer table of a real model;
+- ``receptive_field``: where each output unit looks.
 """
 
 from locality.analysis.counts import (

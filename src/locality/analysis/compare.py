@@ -60,7 +60,7 @@ class Comparison:
             return []
         return [
             output_size_formula(n, k, s, self.padding)
-            for n, k, s in zip(self.input_size, self.kernel_size, self.stride)
+            for n, k, s in zip(self.input_size, self.kernel_size, self.stride, strict=True)
         ]
 
     def to_dict(self) -> dict:
@@ -92,8 +92,14 @@ class Comparison:
         x = "x".join
         size = x(map(str, self.input_size))
         maps = "map" if self.out_channels == 1 else "maps"
-        head = f"input {self.in_channels}x{size} -> {self.units:,} units = {self.out_channels} {maps}"
-        head += " (not on a grid)" if self.output_size is None else f" of {x(map(str, self.output_size))}"
+        head = (
+            f"input {self.in_channels}x{size} -> {self.units:,} units = {self.out_channels} {maps}"
+        )
+        head += (
+            " (not on a grid)"
+            if self.output_size is None
+            else f" of {x(map(str, self.output_size))}"
+        )
         where = f"kernel {x(map(str, self.kernel_size))}"
         if self.stride is not None:
             where += f", stride {x(map(str, self.stride))}"
@@ -127,14 +133,17 @@ class Comparison:
 
         def line(cells: Sequence[str]) -> str:
             first = cells[0].ljust(widths[0])
-            return "  ".join([first] + [c.rjust(w) for c, w in zip(cells[1:], widths[1:])])
+            return "  ".join(
+                [first] + [c.rjust(w) for c, w in zip(cells[1:], widths[1:], strict=True)]
+            )
 
         return [line(header), "  ".join("-" * w for w in widths), *(line(r) for r in rows)]
 
     def powers(self) -> str:
         """Parameters of each kind as powers of ten, the way the notes write them."""
         return "params: " + ", ".join(
-            f"{_LABELS[k].format(t=self.tile_size)} {_power(c.params)}" for k, c in self.costs.items()
+            f"{_LABELS[k].format(t=self.tile_size)} {_power(c.params)}"
+            for k, c in self.costs.items()
         )
 
     def __str__(self) -> str:
@@ -170,7 +179,9 @@ def _sizes(value: int | Sequence[int] | None, d: int, name: str) -> tuple[int, .
     if value is None:
         return None
     values = (value,) * d if isinstance(value, int) else tuple(value)
-    if len(values) != d or any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in values):
+    if len(values) != d or any(
+        isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in values
+    ):
         raise ValueError(
             f"compare: {name} must be a positive int or {d} of them (one per input dimension), "
             f"got {value!r}"
@@ -221,13 +232,14 @@ def compare(
             raise ValueError(f"compare: {name} must be a positive int, got {value!r}")
     if isinstance(padding, bool) or not isinstance(padding, int) or padding < 0:
         raise ValueError(f"compare: padding must be a non-negative int, got {padding!r}")
-    for name, value in (("units", units), ("out_channels", out_channels)):
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-            raise ValueError(f"compare: {name} must be a positive int, got {value!r}")
+    for name, optional in (("units", units), ("out_channels", out_channels)):
+        if optional is not None and (
+            isinstance(optional, bool) or not isinstance(optional, int) or optional < 1
+        ):
+            raise ValueError(f"compare: {name} must be a positive int, got {optional!r}")
 
     strides = _sizes(stride, d, "stride")
-    gridless = strides is None and units is not None and kernel_size is not None
-    if gridless:
+    if strides is None and units is not None and kernel_size is not None:  # gridless
         channels = out_channels or 1
         if units % channels:
             raise ValueError(
@@ -238,13 +250,15 @@ def compare(
         flat = (positions,) + (1,) * (d - 1)  # only the number of positions matters
     else:
         strides = strides or (1,) * d
-        for n, k in zip(size, kernel):
+        for n, k in zip(size, kernel, strict=True):
             if k > n + 2 * padding:
                 raise ValueError(
                     f"compare: kernel_size {kernel} is larger than the padded input "
                     f"{tuple(n + 2 * padding for n in size)}"
                 )
-        grid = tuple((n + 2 * padding - k) // s + 1 for n, k, s in zip(size, kernel, strides))
+        grid = tuple(
+            (n + 2 * padding - k) // s + 1 for n, k, s in zip(size, kernel, strides, strict=True)
+        )
         positions = math.prod(grid)
         channels = _grid_channels(units, out_channels, positions, grid)
         flat = grid

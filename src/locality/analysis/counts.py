@@ -56,7 +56,9 @@ class Cost:
 def _sizes(value: int | Sequence[int], name: str, where: str) -> tuple[int, ...]:
     values = (value,) if isinstance(value, int) else tuple(value)
     if not values or any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in values):
-        raise ValueError(f"{where}: {name} must be a positive int or a tuple of them, got {value!r}")
+        raise ValueError(
+            f"{where}: {name} must be a positive int or a tuple of them, got {value!r}"
+        )
     return values
 
 
@@ -124,8 +126,16 @@ def conv_cost(
 ) -> Cost:
     """``torch.nn.Conv{d}d`` with the given output size: one kernel shared by every position."""
     return _bank_cost(
-        "convolution", 1, in_channels, out_channels, kernel_size, output_size, groups, bias,
-        False, "conv_cost",
+        "convolution",
+        1,
+        in_channels,
+        out_channels,
+        kernel_size,
+        output_size,
+        groups,
+        bias,
+        False,
+        "conv_cost",
     )
 
 
@@ -139,7 +149,7 @@ def tiled_cost(
     bias: bool = True,
     shared_bias: bool = False,
 ) -> Cost:
-    """:class:`~locality.TiledConv2d` and kin: ``prod(tile_size)`` kernels, shared a tile apart.
+    """``TiledConv2d`` and kin: ``prod(tile_size)`` kernels, shared a tile apart.
 
     Counts the parameters the layer holds: all ``prod(tile_size)`` kernels, even when a tile is
     larger than the output and some of them are never used.
@@ -150,10 +160,20 @@ def tiled_cost(
     if isinstance(tile_size, int):
         tile = tile * len(out)
     if len(tile) != len(out):
-        raise ValueError(f"{where}: tile_size {tile} and output_size {out} must have the same length")
+        raise ValueError(
+            f"{where}: tile_size {tile} and output_size {out} must have the same length"
+        )
     return _bank_cost(
-        "tiled", math.prod(tile), in_channels, out_channels, kernel_size, out, groups, bias,
-        shared_bias, where,
+        "tiled",
+        math.prod(tile),
+        in_channels,
+        out_channels,
+        kernel_size,
+        out,
+        groups,
+        bias,
+        shared_bias,
+        where,
     )
 
 
@@ -166,15 +186,23 @@ def locally_connected_cost(
     bias: bool = True,
     shared_bias: bool = False,
 ) -> Cost:
-    """:class:`~locality.LocallyConnected2d` and kin: one kernel per output position.
+    """``LocallyConnected2d`` and kin: one kernel per output position.
 
     Example: Keras's ``LocallyConnected2D(64, (3, 3))`` on a 32x32x3 input is
     ``locally_connected_cost(3, 64, 3, (30, 30))``: 1,612,800 parameters.
     """
     out = _sizes(output_size, "output_size", "locally_connected_cost")
     return _bank_cost(
-        "locally connected", math.prod(out), in_channels, out_channels, kernel_size, out, groups,
-        bias, shared_bias, "locally_connected_cost",
+        "locally connected",
+        math.prod(out),
+        in_channels,
+        out_channels,
+        kernel_size,
+        out,
+        groups,
+        bias,
+        shared_bias,
+        "locally_connected_cost",
     )
 
 
@@ -231,7 +259,10 @@ _BYTE_UNITS = ("B", "kB", "MB", "GB", "TB", "PB", "EB")
 
 
 def format_bytes(n: int) -> str:
-    """Bytes in decimal (SI) units, three significant digits: ``4_000_000_000_000`` -> ``"4 TB"``."""
+    """Bytes in decimal (SI) units, three significant digits.
+
+    ``4_000_000_000_000`` -> ``"4 TB"``.
+    """
     value, unit = float(n), 0
     while value >= 1000 and unit < len(_BYTE_UNITS) - 1:
         value /= 1000

@@ -14,6 +14,7 @@ from locality.analysis.counts import (
     locally_connected_cost,
     tiled_cost,
 )
+from locality.layers._base import _ConnectivityNd
 from locality.layers.local import _LocallyConnectedNd
 from locality.layers.tiled import _TiledConvNd
 
@@ -25,7 +26,7 @@ _CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 
 
 def kind_of(module: nn.Module) -> str:
-    """One of :data:`KINDS`. Transposed convolutions and everything else are ``"other"``."""
+    """One of ``KINDS``. Transposed convolutions and everything else are ``"other"``."""
     if isinstance(module, nn.Linear):
         return "dense"
     if isinstance(module, _LocallyConnectedNd):
@@ -43,19 +44,22 @@ def layer_cost(module: nn.Module, output_shape: Sequence[int]) -> Cost | None:
     ``None`` for modules of kind ``"other"``. A ``Linear`` applied to ``(..., in_features)``
     costs one dense product per leading position.
     """
-    kind = kind_of(module)
     shape = tuple(output_shape)
     bias = getattr(module, "bias", None) is not None
-    if kind == "dense":
+    if isinstance(module, nn.Linear):
         dense = dense_cost(module.in_features, module.out_features, bias)
         positions = math.prod(shape[:-1])
         return Cost("dense", dense.params, dense.macs * positions)
-    if kind == "other":
+    if not isinstance(module, (*_CONVS, _ConnectivityNd)):  # kind "other"
         return None
-    args = (module.in_channels, module.out_channels, module.kernel_size, shape[1:])
-    if kind == "convolution":
-        return conv_cost(*args, groups=module.groups, bias=bias)
-    shared = module.shared_bias
-    if kind == "tiled":
-        return tiled_cost(*args, module.tile_size, module.groups, bias, shared)
-    return locally_connected_cost(*args, groups=module.groups, bias=bias, shared_bias=shared)
+    c_in, c_out, groups = module.in_channels, module.out_channels, module.groups
+    kernel, grid = tuple(module.kernel_size), shape[1:]
+    if isinstance(module, _TiledConvNd):
+        return tiled_cost(
+            c_in, c_out, kernel, grid, module.tile_size, groups, bias, module.shared_bias
+        )
+    if isinstance(module, _LocallyConnectedNd):
+        return locally_connected_cost(
+            c_in, c_out, kernel, grid, groups=groups, bias=bias, shared_bias=module.shared_bias
+        )
+    return conv_cost(c_in, c_out, kernel, grid, groups=groups, bias=bias)

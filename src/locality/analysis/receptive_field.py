@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 from torch import nn
@@ -80,10 +81,14 @@ class ReceptiveField:
             )
         size = tuple(
             r + dl * (k - 1) * j
-            for r, k, dl, j in zip(self.size, geometry.kernel_size, geometry.dilation, self.jump)
+            for r, k, dl, j in zip(
+                self.size, geometry.kernel_size, geometry.dilation, self.jump, strict=True
+            )
         )
-        jump = tuple(j * s for j, s in zip(self.jump, geometry.stride))
-        start = tuple(a - p * j for a, p, j in zip(self.start, geometry.padding, self.jump))
+        jump = tuple(j * s for j, s in zip(self.jump, geometry.stride, strict=True))
+        start = tuple(
+            a - p * j for a, p, j in zip(self.start, geometry.padding, self.jump, strict=True)
+        )
         return ReceptiveField(size, jump, start)
 
     def window(self, position: Sequence[int]) -> tuple[range, ...]:
@@ -97,7 +102,7 @@ class ReceptiveField:
             )
         return tuple(
             range(a + p * j, a + p * j + r)
-            for a, p, j, r in zip(self.start, position, self.jump, self.size)
+            for a, p, j, r in zip(self.start, position, self.jump, self.size, strict=True)
         )
 
 
@@ -118,10 +123,10 @@ def _tuple(value: int | Sequence[int], d: int) -> tuple[int, ...]:
     return (value,) * d if isinstance(value, int) else tuple(value)
 
 
-def geometry_of(module: nn.Module, d: int) -> Geometry | None | bool:
+def geometry_of(module: nn.Module, d: int) -> Geometry | None | Literal[False]:
     """The sliding-window geometry of ``module`` on a ``d``-D input.
 
-    Returns a :class:`Geometry` for convolutions (and the project's layers) and pooling,
+    Returns a ``Geometry`` for convolutions (and the project's layers) and pooling,
     ``None`` for layers that see the whole input (dense, adaptive pooling), and ``False`` for
     anything else (its effect, if any, is not known here).
     """

@@ -1,6 +1,6 @@
 """A per-layer table of a model: kind, output shape, parameters, MACs, receptive field, stride.
 
-MACs of the four kinds come from the closed forms in :mod:`locality.analysis.counts`; MACs of
+MACs of the four kinds come from the closed forms in ``locality.analysis.counts``; MACs of
 any other module (attention's matmuls, a transposed convolution) are what
 ``torch.utils.flop_counter.FlopCounterMode`` counts for it, halved. The whole forward pass is
 also counted by ``FlopCounterMode``, and the summary shows both, so a difference (work done by
@@ -8,8 +8,8 @@ plain functions outside any leaf module) is visible. FLOPs = 2 x MACs throughout
 
 torchinfo's "Mult-Adds" column is not right for tiled layers: for any module whose class name
 contains "Conv" it multiplies the parameter count by the number of output positions, which
-for a :class:`~locality.TiledConv2d` with a t x t tile is t^2 times too many (t^d in d
-dimensions). For :class:`~locality.LocallyConnected2d` it reports the parameter count, which
+for a ``TiledConv2d`` with a t x t tile is t^2 times too many (t^d in d
+dimensions). For ``LocallyConnected2d`` it reports the parameter count, which
 happens to be right (weights + biases = one MAC each per example).
 """
 
@@ -67,7 +67,7 @@ class LayerRow:
 
 @dataclass(frozen=True)
 class Summary:
-    """The result of :func:`summary`; ``str()`` renders it as a table."""
+    """The result of ``summary``; ``str()`` renders it as a table."""
 
     model: str
     input_shape: tuple[int, ...]
@@ -101,7 +101,8 @@ class Summary:
 
         def line(cells: Sequence[str]) -> str:
             return "  ".join(
-                c.rjust(w) if r else c.ljust(w) for c, w, r in zip(cells, widths, right)
+                c.rjust(w) if r else c.ljust(w)
+                for c, w, r in zip(cells, widths, right, strict=True)
             ).rstrip()
 
         rule = "-" * len(line(["x" * w for w in widths]))
@@ -183,12 +184,12 @@ def summary(model: nn.Module, input_shape: Sequence[int]) -> Summary:
         rows.append(
             LayerRow(name, type(module).__name__, kind_of(module), shape, params, macs, field)
         )
-    params = list(model.parameters())
+    parameters = list(model.parameters())
     return Summary(
         model=root,
         input_shape=tuple(input_shape),
         rows=tuple(rows),
-        total_params=sum(p.numel() for p in params),
-        weight_bytes=sum(p.numel() * p.element_size() for p in params),
+        total_params=sum(p.numel() for p in parameters),
+        weight_bytes=sum(p.numel() * p.element_size() for p in parameters),
         counted_flops=counter.get_total_flops(),
     )

@@ -30,26 +30,57 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--input", type=shape, required=True, metavar="SIZE",
-                        help="spatial input size, e.g. 1000x1000 (channels: --in-channels)")
-    parser.add_argument("--in-channels", type=count, default=1, metavar="C",
-                        help="input channels (default 1)")
-    parser.add_argument("--units", type=count, metavar="N",
-                        help="output units in all, e.g. 10^6; without --stride they are not "
-                        "laid on a grid and only their number matters")
-    parser.add_argument("--out-channels", type=count, metavar="O",
-                        help="output channels (feature maps; 'kernels' in the notes)")
-    parser.add_argument("--kernel", type=shape, metavar="K",
-                        help="patch each unit sees, e.g. 10 or 10x10 (default: the whole input)")
+    parser.add_argument(
+        "--input",
+        type=shape,
+        required=True,
+        metavar="SIZE",
+        help="spatial input size, e.g. 1000x1000 (channels: --in-channels)",
+    )
+    parser.add_argument(
+        "--in-channels", type=count, default=1, metavar="C", help="input channels (default 1)"
+    )
+    parser.add_argument(
+        "--units",
+        type=count,
+        metavar="N",
+        help="output units in all, e.g. 10^6; without --stride they are not "
+        "laid on a grid and only their number matters",
+    )
+    parser.add_argument(
+        "--out-channels",
+        type=count,
+        metavar="O",
+        help="output channels (feature maps; 'kernels' in the notes)",
+    )
+    parser.add_argument(
+        "--kernel",
+        type=shape,
+        metavar="K",
+        help="patch each unit sees, e.g. 10 or 10x10 (default: the whole input)",
+    )
     parser.add_argument("--stride", type=shape, metavar="S", help="step between patches")
-    parser.add_argument("--padding", type=int, default=0, metavar="P",
-                        help="zero padding per side (default 0)")
-    parser.add_argument("--tile", type=count, default=2, metavar="T",
-                        help="tile size of the tiled convolution (default 2)")
-    parser.add_argument("--bias", action="store_true",
-                        help="count biases too (the notes leave them out; Keras counts them)")
-    parser.add_argument("--dtype", choices=_DTYPES, default="float32",
-                        help="for the weight memory (default float32)")
+    parser.add_argument(
+        "--padding", type=int, default=0, metavar="P", help="zero padding per side (default 0)"
+    )
+    parser.add_argument(
+        "--tile",
+        type=count,
+        default=2,
+        metavar="T",
+        help="tile size of the tiled convolution (default 2)",
+    )
+    parser.add_argument(
+        "--bias",
+        action="store_true",
+        help="count biases too (the notes leave them out; Keras counts them)",
+    )
+    parser.add_argument(
+        "--dtype",
+        choices=_DTYPES,
+        default="float32",
+        help="for the weight memory (default float32)",
+    )
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.set_defaults(run=run)
 
@@ -59,7 +90,9 @@ def _spatial(value: tuple[int, ...] | None, d: int, name: str) -> tuple[int, ...
         return value
     if len(value) == 1:
         return value * d
-    raise ValueError(f"--{name} must have 1 or {d} sizes (like --input), got {'x'.join(map(str, value))}")
+    raise ValueError(
+        f"--{name} must have 1 or {d} sizes (like --input), got {'x'.join(map(str, value))}"
+    )
 
 
 def run(args: argparse.Namespace) -> int:

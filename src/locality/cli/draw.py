@@ -25,23 +25,61 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("figure", choices=FIGURES, help="which picture")
-    parser.add_argument("--out", type=Path, default=Path("."), metavar="DIR",
-                        help="folder for the files (default: the current one)")
-    parser.add_argument("--format", nargs="+", choices=("png", "svg", "pdf"),
-                        default=["png", "svg"], help="file formats (default: png svg)")
-    parser.add_argument("--inputs", type=count, default=8, metavar="N",
-                        help="four-panel: input positions (default 8)")
-    parser.add_argument("--kernel", type=count, default=3, metavar="K",
-                        help="four-panel, tile-map: kernel size (default 3)")
-    parser.add_argument("--tile", type=count, default=None, metavar="T",
-                        help="four-panel, tile-map: tile size (default 2 and 3)")
-    parser.add_argument("--output", type=shape, default=(8, 8), metavar="HxW",
-                        help="tile-map: output size (default 8x8)")
-    parser.add_argument("--model", metavar="MODEL",
-                        help="receptive-field: module:callable returning the model (default: "
-                        "a conv, tiled and locally connected stack)")
-    parser.add_argument("--input", type=shape, default=(1, 16, 16), metavar="CxHxW",
-                        help="receptive-field: input shape (default 1x16x16)")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=Path("."),
+        metavar="DIR",
+        help="folder for the files (default: the current one)",
+    )
+    parser.add_argument(
+        "--format",
+        nargs="+",
+        choices=("png", "svg", "pdf"),
+        default=["png", "svg"],
+        help="file formats (default: png svg)",
+    )
+    parser.add_argument(
+        "--inputs",
+        type=count,
+        default=8,
+        metavar="N",
+        help="four-panel: input positions (default 8)",
+    )
+    parser.add_argument(
+        "--kernel",
+        type=count,
+        default=3,
+        metavar="K",
+        help="four-panel, tile-map: kernel size (default 3)",
+    )
+    parser.add_argument(
+        "--tile",
+        type=count,
+        default=None,
+        metavar="T",
+        help="four-panel, tile-map: tile size (default 2 and 3)",
+    )
+    parser.add_argument(
+        "--output",
+        type=shape,
+        default=(8, 8),
+        metavar="HxW",
+        help="tile-map: output size (default 8x8)",
+    )
+    parser.add_argument(
+        "--model",
+        metavar="MODEL",
+        help="receptive-field: module:callable returning the model (default: "
+        "a conv, tiled and locally connected stack)",
+    )
+    parser.add_argument(
+        "--input",
+        type=shape,
+        default=(1, 16, 16),
+        metavar="CxHxW",
+        help="receptive-field: input shape (default 1x16x16)",
+    )
     parser.set_defaults(run=run)
 
 
@@ -93,7 +131,9 @@ def make_figure(args: argparse.Namespace):
         from locality.cli.summary import load
 
         target = load(args.model)
-        model = target if isinstance(target, nn.Module) else target()
+        model = target() if callable(target) and not isinstance(target, nn.Module) else target
+        if not isinstance(model, nn.Module):
+            raise ValueError(f"MODEL: {args.model!r} is neither a module nor makes one")
     else:
         model = demo_stack()
     return draw.receptive_field_figure(model, args.input), "receptive_field"

@@ -16,18 +16,29 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "plots of accuracy against parameters and against test-time shift. Finished runs are kept "
         "in OUT/runs/ and skipped when the command is run again.",
     )
-    parser.add_argument("name", choices=("mnist1d", "digits"), help="mnist1d (with its shuffled variant) or digits")
+    parser.add_argument(
+        "name", choices=("mnist1d", "digits"), help="mnist1d (with its shuffled variant) or digits"
+    )
     parser.add_argument("--seeds", type=int, default=5, help="runs per model (default 5)")
     add_optimisation_arguments(parser)
     parser.add_argument(
-        "--models", default="dense,locally_connected,tiled-4,tiled-2,conv",
+        "--models",
+        default="dense,locally_connected,tiled-4,tiled-2,conv",
         help="comma-separated: dense, locally_connected, tiled-T, conv (default all five)",
     )
-    parser.add_argument("--max-shift", type=int, default=10, help="largest test-time shift (default 10)")
+    parser.add_argument(
+        "--max-shift", type=int, default=10, help="largest test-time shift (default 10)"
+    )
     parser.add_argument("--out", default="results", help="output folder (default ./results)")
-    parser.add_argument("--workers", type=int, default=1, help="runs in parallel processes (default 1)")
-    parser.add_argument("--threads", type=int, default=1, help="torch threads per process (default 1)")
-    parser.add_argument("--device", default="cpu", help="cpu, cuda or auto (default cpu: the models are tiny)")
+    parser.add_argument(
+        "--workers", type=int, default=1, help="runs in parallel processes (default 1)"
+    )
+    parser.add_argument(
+        "--threads", type=int, default=1, help="torch threads per process (default 1)"
+    )
+    parser.add_argument(
+        "--device", default="cpu", help="cpu, cuda or auto (default cpu: the models are tiny)"
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(run=run)
 
@@ -37,14 +48,26 @@ def run(args: argparse.Namespace) -> int:
     from locality.train.loop import TrainConfig
 
     try:
-        config = TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
-                             eval_every=args.steps)
-        rows = run_experiment(
-            args.name, seeds=args.seeds, config=config, models=parse_models(args.models),
-            max_shift=args.max_shift, out_dir=args.out, workers=args.workers, threads=args.threads,
-            device=args.device, progress=not args.no_progress,
+        config = TrainConfig(
+            steps=args.steps,
+            batch_size=args.batch_size,
+            lr=args.lr,
+            weight_decay=args.weight_decay,
+            eval_every=args.steps,
         )
-    except ValueError as error:
+        rows = run_experiment(
+            args.name,
+            seeds=args.seeds,
+            config=config,
+            models=parse_models(args.models),
+            max_shift=args.max_shift,
+            out_dir=args.out,
+            workers=args.workers,
+            threads=args.threads,
+            device=args.device,
+            progress=not args.no_progress,
+        )
+    except (ValueError, ImportError) as error:
         raise SystemExit(f"locality experiment: {error}") from None
     for row in rows:
         tile = f" t={row['tile_size']}" if row["tile_size"] else ""

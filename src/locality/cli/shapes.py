@@ -11,7 +11,7 @@ _POWER = re.compile(r"^(\d+)\^(\d+)$")
 
 
 def count(text: str) -> int:
-    """A positive integer written as ``1000000``, ``1,000,000``, ``1_000_000``, ``10^6`` or ``1e6``."""
+    """A positive integer: ``1000000``, ``1,000,000``, ``1_000_000``, ``10^6`` or ``1e6``."""
     cleaned = text.replace(",", "").replace("_", "").strip()
     power = _POWER.match(cleaned)
     try:

@@ -26,16 +26,32 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "  locality summary my_models.py:make_net --input 1x28x28 --arg width=64",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("model", metavar="MODEL",
-                        help="module:callable or path/to/file.py:callable that returns the model "
-                        "(a class, a function or a module instance)")
-    parser.add_argument("--input", type=shape, required=True, metavar="SHAPE",
-                        help="one example's shape without the batch, e.g. 3x224x224")
-    parser.add_argument("--arg", action="append", default=[], metavar="NAME=VALUE",
-                        help="keyword argument for the callable (Python literal); repeatable")
-    parser.add_argument("--meta", action="store_true",
-                        help="build the model on the meta device: nothing is allocated, so "
-                        "models of any size can be summarised")
+    parser.add_argument(
+        "model",
+        metavar="MODEL",
+        help="module:callable or path/to/file.py:callable that returns the model "
+        "(a class, a function or a module instance)",
+    )
+    parser.add_argument(
+        "--input",
+        type=shape,
+        required=True,
+        metavar="SHAPE",
+        help="one example's shape without the batch, e.g. 3x224x224",
+    )
+    parser.add_argument(
+        "--arg",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="keyword argument for the callable (Python literal); repeatable",
+    )
+    parser.add_argument(
+        "--meta",
+        action="store_true",
+        help="build the model on the meta device: nothing is allocated, so "
+        "models of any size can be summarised",
+    )
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.set_defaults(run=run)
 

@@ -28,10 +28,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "every worked number, draw the pictures (PNG) and run note 004's fully connected -> "
         "convolution move. Takes under a minute on two CPU cores.",
     )
-    parser.add_argument("--out", type=Path, default=Path("locality-tour"), metavar="DIR",
-                        help="folder for the figures (default ./locality-tour)")
-    parser.add_argument("--json", action="store_true",
-                        help="print the results as JSON instead of the tour's text")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=Path("locality-tour"),
+        metavar="DIR",
+        help="folder for the figures (default ./locality-tour)",
+    )
+    parser.add_argument(
+        "--json", action="store_true", help="print the results as JSON instead of the tour's text"
+    )
     parser.set_defaults(run=run)
 
 
@@ -46,12 +52,17 @@ class Check:
     agrees: bool
 
     def to_dict(self) -> dict:
-        return {"note": self.note, "what": self.what, "note_says": self.says,
-                "locality": self.value, "agrees": self.agrees}
+        return {
+            "note": self.note,
+            "what": self.what,
+            "note_says": self.says,
+            "locality": self.value,
+            "agrees": self.agrees,
+        }
 
 
 def note_checks() -> list[Check]:
-    """Every worked number of the notes, recomputed with :mod:`locality.analysis`."""
+    """Every worked number of the notes, recomputed with ``locality.analysis``."""
     from locality.analysis import conv_cost, dense_cost, format_bytes, locally_connected_cost
     from locality.analysis.compare import output_size_formula
 
@@ -65,7 +76,7 @@ def note_checks() -> list[Check]:
     keras_local = locally_connected_cost(3, 64, 3, (30, 30)).params
     keras_conv = conv_cost(3, 64, 3, (30, 30)).params
     fcn_map = output_size_formula(8, 4, 1, 0)
-    rows = [
+    rows: list[tuple[str, str, str, int | str, int | str]] = [
         ("001", "dense 4x4x50 -> 500", "400,000", dense_cost(800, 500, False).params, 400_000),
         ("001", "dense 500 -> 10", "5,000", dense_cost(500, 10, False).params, 5_000),
         ("001", "10 kernels of 10x10", "1,000", conv(1, 10, 10), 1_000),
@@ -74,8 +85,13 @@ def note_checks() -> list[Check]:
         ("001", "1x1 conv, 6 -> 5 channels", "30", conv(6, 5, 1), 30),
         ("002", "dense 1000x1000 -> 10^6", "10^12", fc_big.params, 10**12),
         ("002", "  in float32", "约400MB", format_bytes(fc_big.weight_bytes()), "400 MB"),
-        ("002", "local 10x10, stride 10", "10^8",
-         locally_connected_cost(1, 100, 10, (100, 100), bias=False).params, 10**8),
+        (
+            "002",
+            "local 10x10, stride 10",
+            "10^8",
+            locally_connected_cost(1, 100, 10, (100, 100), bias=False).params,
+            10**8,
+        ),
         ("003", "dense 500x500 -> 10^5", "2.5x10^10", fc_003, 25 * 10**9),
         ("003", "local 10x10, 10^5 units", "10^7", local_003, 10**7),
         ("003", "  local / dense", "1/2500", f"1/{fc_003 // local_003:,}", "1/2,500"),
@@ -83,8 +99,13 @@ def note_checks() -> list[Check]:
         ("003", "  64 kernels", "6400", conv(1, 64, 10), 6_400),
         ("003", "kernel 5x5x3x10", "-", conv(3, 10, 5), 750),
         ("003", "kernel 3x3x10x5", "-", conv(10, 5, 3), 450),
-        ("004", "dense 48->10 = conv 4x4x3x10", "48x10",
-         dense_cost(48, 10, False).params, conv(3, 10, 4)),
+        (
+            "004",
+            "dense 48->10 = conv 4x4x3x10",
+            "48x10",
+            dense_cost(48, 10, False).params,
+            conv(3, 10, 4),
+        ),
         ("004", "score map, 64x64 input", "5x5x10", fcn_map, "5"),
         ("Keras", "LocallyConnected2D, 32x32x3", "1,612,800", keras_local, 1_612_800),
         ("Keras", "  Conv2D, same shapes", "1,792", keras_conv, 1_792),
@@ -108,15 +129,25 @@ def _rjust(text: str, width: int) -> str:
 def _check_table(checks: list[Check]) -> list[str]:
     header = ("note", "what", "note says", "locality", "")
     body = [
-        (c.note, c.what, c.says, f"{c.value:,}" if isinstance(c.value, int) else c.value,
-         "ok" if c.agrees else "WRONG")
+        (
+            c.note,
+            c.what,
+            c.says,
+            f"{c.value:,}" if isinstance(c.value, int) else c.value,
+            "ok" if c.agrees else "WRONG",
+        )
         for c in checks
     ]
     widths = [max(_width(r[i]) for r in (header, *body)) for i in range(4)]
     lines = []
     for row in (header, *body):
-        cells = [row[0].ljust(widths[0]), row[1].ljust(widths[1]), _rjust(row[2], widths[2]),
-                 _rjust(row[3], widths[3]), row[4]]
+        cells = [
+            row[0].ljust(widths[0]),
+            row[1].ljust(widths[1]),
+            _rjust(row[2], widths[2]),
+            _rjust(row[3], widths[3]),
+            row[4],
+        ]
         lines.append(" ".join(cells).rstrip())
     lines.insert(1, "-" * max(_width(line) for line in lines))
     return lines
@@ -165,17 +196,24 @@ class Tour:
         from locality.draw import four_panel_figure
 
         self.say(_heading(1, "Four ways to connect two layers (note 000)"))
-        self.say(_wrap("""
+        self.say(
+            _wrap("""
             Eight inputs, six outputs, each output reading three neighbouring inputs (a dense
             layer reads all eight). The work per output is the same for the three local
-            kinds; what differs is how many distinct weights there are:"""))
+            kinds; what differs is how many distinct weights there are:""")
+        )
         result = compare((8,), kernel_size=3, tile_size=2)
         self.say(["", *result.table()])
         path = self.save(four_panel_figure(8, 3, 2), "four_panel")
-        self.say(["", *_wrap(f"""
+        self.say(
+            [
+                "",
+                *_wrap(f"""
             Picture: {path}, one colour per distinct weight. Convolution: the same three
             colours repeat. Tiled (t = 2): two sets alternate. Locally connected: every
-            colour different. Dense: every input to every output.""")])
+            colour different. Dense: every input to every output."""),
+            ]
+        )
         self.results["four_kinds"] = result.to_dict()
 
     def notes(self) -> None:
@@ -184,14 +222,24 @@ class Tour:
         self.say(_heading(2, "The notes' numbers, recomputed (notes 001-004)"))
         checks = note_checks()
         self.say(_check_table(checks))
-        self.say(["", *_wrap("""
+        self.say(
+            [
+                "",
+                *_wrap("""
             Note 002's 1000x1000 image with 10^6 hidden units, all four kinds (units on a
-            100x100 grid of 10x10 patches at stride 10, so 100 maps):""")])
+            100x100 grid of 10x10 patches at stride 10, so 100 maps):"""),
+            ]
+        )
         example = compare((1000, 1000), units=10**6, kernel_size=10, stride=10)
         self.say(["", *str(example).splitlines()])
-        self.say(["", *_wrap("""
+        self.say(
+            [
+                "",
+                *_wrap("""
             Note 002 says "约400MB" for the dense layer in float32. It is 4 TB: 10^12
-            weights x 4 bytes. 400 MB is what the locally connected layer needs.""")])
+            weights x 4 bytes. 400 MB is what the locally connected layer needs."""),
+            ]
+        )
         self.results["note_checks"] = [c.to_dict() for c in checks]
         self.results["note_002"] = example.to_dict()
 
@@ -202,7 +250,8 @@ class Tour:
         from locality.draw import kernel_map, tile_map_figure
 
         self.say(_heading(3, "What does a tiled convolution look like? (note 000)"))
-        self.say(_wrap("""
+        self.say(
+            _wrap("""
             A reader asked what 局部卷积 (tiled convolution) actually is. It is a
             convolution with a small bank of kernels that take turns: output position i
             uses kernel i mod t in each dimension. t = 1 is a convolution; t as large as the
@@ -211,12 +260,20 @@ class Tour:
         tiled = TiledConv2d(1, 1, 3, tile_size=2)
         index = kernel_map(tiled, (8, 8))
         self.say(["", *_kernel_grid(index)])
-        layers = [nn.Conv2d(1, 1, 3), TiledConv2d(1, 1, 3, tile_size=3),
-                  LocallyConnected2d(1, 1, 3, input_size=10)]
+        layers = [
+            nn.Conv2d(1, 1, 3),
+            TiledConv2d(1, 1, 3, tile_size=3),
+            LocallyConnected2d(1, 1, 3, input_size=10),
+        ]
         path = self.save(tile_map_figure(layers, (10, 10)), "tile_map")
-        self.say(["", *_wrap(f"""
+        self.say(
+            [
+                "",
+                *_wrap(f"""
             Picture: {path}: the same map for a convolution (1 kernel), a tiled
-            convolution with t = 3 (9 kernels) and a locally connected layer (64).""")])
+            convolution with t = 3 (9 kernels) and a locally connected layer (64)."""),
+            ]
+        )
         self.results["tiled_kernel_map"] = index.tolist()
 
     def receptive_fields(self) -> None:
@@ -225,9 +282,12 @@ class Tour:
         from locality.draw import receptive_field_figure
 
         self.say(_heading(4, "Receptive fields, layer by layer"))
-        self.say(_wrap("""
+        self.say(
+            _wrap("""
             Sharing weights changes what a unit computes, never where it looks: the
-            receptive field grows the same way through all three local kinds.""") + [""])
+            receptive field grows the same way through all three local kinds.""")
+            + [""]
+        )
         model = demo_stack()
         table = summary(model, (1, 16, 16))
         self.say(str(table).splitlines())
@@ -238,27 +298,34 @@ class Tour:
     def fc_to_conv(self) -> None:
         self.say(_heading(5, "Fully connected -> convolution (note 004)"))
         result = fc_to_conv_demo()
-        self.say(_wrap(f"""
+        self.say(
+            _wrap(f"""
             A classifier for 1x32x32 images: three 2x2 convolutions at stride 2 make a
             3x4x4 feature map, then Linear(48, 10). Linear(48, 10) is a 4x4x3x10
-            convolution with the same {result['head_params']} parameters, so the network
+            convolution with the same {result["head_params"]} parameters, so the network
             runs on a 64x64 image and returns a 10x5x5 map of scores, one per 32x32 window
-            at stride 8 (weights random: the equivalence does not need training).""") + [""])
+            at stride 8 (weights random: the equivalence does not need training).""")
+            + [""]
+        )
         rows = [
             ("25 windows, one batched call", result["windows_flops"], result["windows_ms"]),
             ("fully convolutional, one pass", result["fcn_flops"], result["fcn_ms"]),
         ]
-        self.say(f"  {'batch of ' + str(result['batch']) + ' images 64x64':<31}"
-                 f"{'FLOPs':>16}{'time (ms)':>12}")
+        self.say(
+            f"  {'batch of ' + str(result['batch']) + ' images 64x64':<31}"
+            f"{'FLOPs':>16}{'time (ms)':>12}"
+        )
         for label, flops, ms in rows:
             self.say(f"  {label:<31}{flops:>16,}{ms:>12.1f}")
-        self.say([
-            "",
-            f"  largest difference between the two score maps: {result['max_difference']:.1e}",
-            f"  speedup: {result['speedup_time']:.1f}x in time, "
-            f"{result['speedup_flops']:.2f}x in FLOPs "
-            "(overlapping windows share their work)",
-        ])
+        self.say(
+            [
+                "",
+                f"  largest difference between the two score maps: {result['max_difference']:.1e}",
+                f"  speedup: {result['speedup_time']:.1f}x in time, "
+                f"{result['speedup_flops']:.2f}x in FLOPs "
+                "(overlapping windows share their work)",
+            ]
+        )
         self.results["fc_to_conv"] = result
 
 
@@ -272,10 +339,14 @@ def fc_to_conv_demo(batch: int = 32, repeats: int = 5) -> dict:
 
     generator = torch.Generator().manual_seed(4)
     model = nn.Sequential(
-        nn.Conv2d(1, 32, 2, stride=2), nn.ReLU(),
-        nn.Conv2d(32, 64, 2, stride=2), nn.ReLU(),
-        nn.Conv2d(64, 3, 2, stride=2), nn.ReLU(),
-        nn.Flatten(), nn.Linear(48, 10),
+        nn.Conv2d(1, 32, 2, stride=2),
+        nn.ReLU(),
+        nn.Conv2d(32, 64, 2, stride=2),
+        nn.ReLU(),
+        nn.Conv2d(64, 3, 2, stride=2),
+        nn.ReLU(),
+        nn.Flatten(),
+        nn.Linear(48, 10),
     ).eval()
     with torch.no_grad():
         for p in model.parameters():
@@ -324,8 +395,12 @@ def run(args: argparse.Namespace) -> int:
         return 2
     start = time.perf_counter()
     tour = Tour(args.out, quiet=args.json)
-    tour.say(["locality tour: dense, locally connected, tiled and convolutional layers",
-              "Every number below is computed by locality; figures go to " + str(args.out)])
+    tour.say(
+        [
+            "locality tour: dense, locally connected, tiled and convolutional layers",
+            "Every number below is computed by locality; figures go to " + str(args.out),
+        ]
+    )
     tour.four_kinds()
     tour.notes()
     tour.tiled()
@@ -334,8 +409,13 @@ def run(args: argparse.Namespace) -> int:
     seconds = time.perf_counter() - start
     tour.say(_heading(6, "Files"))
     tour.say([f"  {path}" for path in tour.files])
-    tour.say(["", f"Done in {seconds:.1f} s. Next: locality compare --help, locality summary "
-              "--help,", "locality draw --help."])
+    tour.say(
+        [
+            "",
+            f"Done in {seconds:.1f} s. Next: locality compare --help, locality summary --help,",
+            "locality draw --help.",
+        ]
+    )
     if args.json:
         tour.results["files"] = [str(p) for p in tour.files]
         tour.results["seconds"] = seconds

@@ -20,13 +20,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="mnist1d, mnist1d-shuffled, digits, a .npz file (x, y[, x_test, y_test]) or a folder "
         "of images with one sub-folder per class",
     )
-    parser.add_argument("--model", choices=FAMILY_CHOICES, default="conv", help="connectivity (default conv)")
-    parser.add_argument("--tile-size", type=int, default=None, help="kernel period for --model tiled")
+    parser.add_argument(
+        "--model", choices=FAMILY_CHOICES, default="conv", help="connectivity (default conv)"
+    )
+    parser.add_argument(
+        "--tile-size", type=int, default=None, help="kernel period for --model tiled"
+    )
     add_optimisation_arguments(parser)
-    parser.add_argument("--eval-every", type=int, default=500, help="steps between test evaluations")
-    parser.add_argument("--checkpoint-every", type=int, default=1000, help="steps between checkpoints (0: end only)")
+    parser.add_argument(
+        "--eval-every", type=int, default=500, help="steps between test evaluations"
+    )
+    parser.add_argument(
+        "--checkpoint-every", type=int, default=1000, help="steps between checkpoints (0: end only)"
+    )
     parser.add_argument("--seed", type=int, default=0, help="seeds initialisation and batch order")
-    parser.add_argument("--out", default=None, help="run directory: checkpoint.pt, metrics.csv, metrics.json")
+    parser.add_argument(
+        "--out", default=None, help="run directory: checkpoint.pt, metrics.csv, metrics.json"
+    )
     parser.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -38,7 +48,9 @@ def add_optimisation_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--steps", type=int, default=6000, help="optimiser steps (default 6000)")
     parser.add_argument("--batch-size", type=int, default=100, help="global batch (default 100)")
     parser.add_argument("--lr", type=float, default=1e-2, help="Adam learning rate (default 0.01)")
-    parser.add_argument("--weight-decay", type=float, default=0.0, help="Adam weight decay (default 0)")
+    parser.add_argument(
+        "--weight-decay", type=float, default=0.0, help="Adam weight decay (default 0)"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -48,22 +60,36 @@ def run(args: argparse.Namespace) -> int:
     if args.resume and args.out is None:
         raise SystemExit("locality train: --resume needs --out, the run directory to resume from")
     if args.tile_size is not None and args.model != "tiled":
-        raise SystemExit(f"locality train: --tile-size is only for --model tiled, got --model {args.model}")
+        raise SystemExit(
+            f"locality train: --tile-size is only for --model tiled, got --model {args.model}"
+        )
     if args.model == "tiled" and args.tile_size is None:
         raise SystemExit("locality train: --model tiled needs --tile-size (for example 2)")
     try:
         config = TrainConfig(
-            steps=args.steps, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
-            seed=args.seed, eval_every=args.eval_every, checkpoint_every=args.checkpoint_every,
+            steps=args.steps,
+            batch_size=args.batch_size,
+            lr=args.lr,
+            weight_decay=args.weight_decay,
+            seed=args.seed,
+            eval_every=args.eval_every,
+            checkpoint_every=args.checkpoint_every,
         )
+        distributed.resolve_device(args.device)
         dataset = data.load(args.dataset)
-    except ValueError as error:
+    except (ValueError, ImportError) as error:
         raise SystemExit(f"locality train: {error}") from None
     context = distributed.init_from_env(args.device)
     try:
         _, result = train_family(
-            args.model, dataset, config, tile_size=args.tile_size, run_dir=args.out,
-            resume=args.resume, device=args.device, progress=not args.no_progress,
+            args.model,
+            dataset,
+            config,
+            tile_size=args.tile_size,
+            run_dir=args.out,
+            resume=args.resume,
+            device=args.device,
+            progress=not args.no_progress,
         )
     finally:
         distributed.shutdown(context)
@@ -71,6 +97,7 @@ def run(args: argparse.Namespace) -> int:
         print(
             f"{result.model} on {result.dataset}: test accuracy {result.test_accuracy:.4f}, "
             f"{result.parameters:,} parameters, {result.train_seconds:.1f} s training "
-            f"({context.world_size} process{'es' if context.world_size > 1 else ''}, {context.device})"
+            f"({context.world_size} process{'es' if context.world_size > 1 else ''}, "
+            f"{context.device})"
         )
     return 0

@@ -1,11 +1,11 @@
 """Moves between the four connectivity kinds, and fully convolutional classifiers.
 
-- :mod:`~locality.convert.lattice`: exact conversions (dense, locally connected, tiled,
+- ``lattice``: exact conversions (dense, locally connected, tiled,
   convolution, 1x1 convolution);
-- :mod:`~locality.convert.projection`: least-squares projections towards more sharing;
-- :mod:`~locality.convert.fcn`: rewrite a classifier's head into convolutions with torch.fx;
-- :mod:`~locality.convert.windows`: sliding windows, shift-and-stitch;
-- :mod:`~locality.convert.geometry`: output stride, receptive field, offset, window boxes.
+- ``projection``: least-squares projections towards more sharing;
+- ``fcn``: rewrite a classifier's head into convolutions with torch.fx;
+- ``windows``: sliding windows, shift-and-stitch;
+- ``geometry``: output stride, receptive field, offset, window boxes.
 """
 
 from locality.convert.fcn import fully_convolutional

@@ -1,18 +1,21 @@
 """Every connectivity layer as one thing: a bank of kernels plus the arguments of the sliding.
 
-``torch.nn.Conv*d``, :class:`~locality.TiledConv2d` and :class:`~locality.LocallyConnected2d`
+``torch.nn.Conv*d``, ``TiledConv2d`` and ``LocallyConnected2d``
 differ only in the grid of their bank (``(1,)*d``, ``tile_size``, output size). Reading any of them
-into a :class:`Bank` and building any of them from one is all the exact conversions need.
+into a ``Bank`` and building any of them from one is all the exact conversions need.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import Any
 
 import torch
 from torch import nn
 
 from locality._arguments import Padding, padding_amounts
+from locality.layers._base import _ConnectivityNd
 from locality.layers.local import (
     LocallyConnected1d,
     LocallyConnected2d,
@@ -21,7 +24,12 @@ from locality.layers.local import (
 )
 from locality.layers.tiled import TiledConv1d, TiledConv2d, TiledConv3d, _TiledConvNd
 
-CONV = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}
+# Typed as callables: torch types Conv1d's kernel_size as a 1-tuple, Conv2d's as a 2-tuple, ...
+CONV: dict[int, Callable[..., nn.modules.conv._ConvNd]] = {
+    1: nn.Conv1d,
+    2: nn.Conv2d,
+    3: nn.Conv3d,
+}
 TILED = {1: TiledConv1d, 2: TiledConv2d, 3: TiledConv3d}
 LOCAL = {1: LocallyConnected1d, 2: LocallyConnected2d, 3: LocallyConnected3d}
 
@@ -77,23 +85,22 @@ def _mod_index(grid, old_grid, device) -> tuple[torch.Tensor, ...]:
     d = len(grid)
     return tuple(
         (torch.arange(n, device=device) % m).view(*(1,) * i, n, *(1,) * (d - i - 1))
-        for i, (n, m) in enumerate(zip(grid, old_grid))
+        for i, (n, m) in enumerate(zip(grid, old_grid, strict=True))
     )
 
 
 def read_bank(
     layer: nn.Module, where: str, kinds: tuple[str, ...] = ("conv", "tiled", "local")
 ) -> Bank:
-    """Read ``layer`` (Conv*d, TiledConv*d or LocallyConnected*d) as a :class:`Bank`."""
+    """Read ``layer`` (Conv*d, TiledConv*d or LocallyConnected*d) as a ``Bank``."""
+    kind = ""
     if isinstance(layer, (nn.Conv1d, nn.Conv2d, nn.Conv3d)):
         kind = "conv"
     elif isinstance(layer, _TiledConvNd):
         kind = "tiled"
     elif isinstance(layer, _LocallyConnectedNd):
         kind = "local"
-    else:
-        kind = ""
-    if kind not in kinds:
+    if kind not in kinds or not isinstance(layer, (nn.modules.conv._ConvNd, _ConnectivityNd)):
         names = {
             "conv": "Conv1d/2d/3d",
             "tiled": "TiledConv1d/2d/3d",
@@ -109,7 +116,7 @@ def read_bank(
     if kind == "conv":
         weight = weight.reshape(*(1,) * d, *weight.shape)
     shared = bias is not None and bias.dim() == 1
-    if shared:
+    if bias is not None and shared:
         bias = bias.expand(*weight.shape[: d + 1])
     return Bank(
         kind=kind,
@@ -137,7 +144,7 @@ def build(
     grid, which holds for a regridded shared bias and for a projection).
     """
     d = bank.d
-    common = dict(
+    common: dict[str, Any] = dict(
         stride=bank.stride,
         padding=bank.padding,
         dilation=bank.dilation,
@@ -149,17 +156,19 @@ def build(
     )
     args = (bank.in_channels, bank.out_channels, bank.kernel_size)
     if kind == "conv":
-        layer: nn.Module = CONV[d](*args, **common)
+        layer: nn.modules.conv._ConvNd | _ConnectivityNd = CONV[d](*args, **common)
         weight = bank.weight.reshape(bank.weight.shape[d:])
     elif kind == "tiled":
         layer = TILED[d](*args, bank.grid, shared_bias=shared_bias, **common)
         weight = bank.weight
     else:
+        if input_size is None:
+            raise ValueError("build: a locally connected layer needs input_size")
         layer = LOCAL[d](*args, input_size, shared_bias=shared_bias, **common)
         weight = bank.weight
     with torch.no_grad():
         layer.weight.copy_(weight)
-        if bank.bias is not None:
+        if bank.bias is not None and layer.bias is not None:
             flat = bank.bias.reshape(-1, bank.out_channels)
             layer.bias.copy_(flat[0] if kind == "conv" or shared_bias else bank.bias)
     return layer

@@ -12,6 +12,7 @@ import copy
 import math
 import operator
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -120,11 +121,11 @@ def fully_convolutional(model: nn.Module, input_shape: Sequence[int]) -> fx.Grap
     Returns:
         A ``torch.fx.GraphModule``. On an input ``(N, C, *size)`` it returns
         ``(N, classes, *out)``; at the training size ``out`` is all ones and the scores are the
-        model's. Its ``geometry`` attribute (:class:`Geometry`) gives the output stride, the
+        model's. Its ``geometry`` attribute (``Geometry``) gives the output stride, the
         receptive field and the offset of the score map, and ``input_shape`` the training shape.
 
     Exactness: with a padding-free backbone, cell ``i`` equals ``model`` on the training-size
-    window at ``i * stride`` (see :func:`sliding_window`); with padding, it equals the head slid
+    window at ``i * stride`` (see ``sliding_window``); with padding, it equals the head slid
     over the backbone's feature map (the windows' own borders would be padded differently).
 
     Raises:
@@ -161,8 +162,9 @@ def fully_convolutional(model: nn.Module, input_shape: Sequence[int]) -> fx.Grap
     gm.recompile()
     gm.delete_all_unused_submodules()
     _propagate(gm, example)
-    gm.geometry = _geometry(gm, d)
-    gm.input_shape = shape
+    # nn.Module.__setattr__ is typed for tensors and modules only.
+    gm.geometry = _geometry(gm, d)  # type: ignore[assignment]
+    gm.input_shape = shape  # type: ignore[assignment]
     return gm
 
 
@@ -190,14 +192,36 @@ def _propagate(gm: fx.GraphModule, example: torch.Tensor) -> None:
             module.train(training)
 
 
-def _shape(node) -> tuple[int, ...] | None:
+def _shape(node: object) -> tuple[int, ...] | None:
+    """The output shape ShapeProp recorded for ``node``; None for non-tensors and non-nodes."""
     meta = node.meta.get("tensor_meta") if isinstance(node, fx.Node) else None
-    return tuple(meta.shape) if hasattr(meta, "shape") else None
+    return tuple(meta.shape) if meta is not None and hasattr(meta, "shape") else None
+
+
+def _dims(node: fx.Node) -> tuple[int, ...]:
+    """The output shape of ``node``, which must be a tensor."""
+    shape = _shape(node)
+    if shape is None:
+        raise ValueError(f"{WHERE}: node {node.name!r} does not produce a tensor")
+    return shape
+
+
+def _input(node: fx.Node) -> fx.Node:
+    """The node computing ``node``'s first argument."""
+    first = node.args[0] if node.args else None
+    if not isinstance(first, fx.Node):
+        raise ValueError(f"{WHERE}: node {node.name!r} does not take a tensor first")
+    return first
+
+
+def _module(gm: fx.GraphModule, node: fx.Node) -> nn.Module:
+    """The submodule a ``call_module`` node calls."""
+    return gm.get_submodule(str(node.target))
 
 
 def _describe(gm: fx.GraphModule, node: fx.Node) -> str:
     if node.op == "call_module":
-        what = f"{node.target}: {type(gm.get_submodule(node.target)).__name__}"
+        what = f"{node.target}: {type(_module(gm, node)).__name__}"
     elif node.op == "call_method":
         what = f".{node.target}()"
     else:
@@ -221,7 +245,7 @@ def _tensor_users(node: fx.Node) -> int:
 def _is_flatten(gm: fx.GraphModule, node: fx.Node, d: int) -> bool:
     is_op = (
         node.op == "call_module"
-        and isinstance(gm.get_submodule(node.target), nn.Flatten)
+        and isinstance(_module(gm, node), nn.Flatten)
         or node.op == "call_function"
         and node.target in (torch.flatten, torch.reshape)
         or node.op == "call_method"
@@ -241,7 +265,7 @@ def _is_flatten(gm: fx.GraphModule, node: fx.Node, d: int) -> bool:
 def _is_pointwise(gm: fx.GraphModule, node: fx.Node) -> bool:
     """Elementwise ops whose meaning does not depend on the layout of the features."""
     if node.op == "call_module":
-        return isinstance(gm.get_submodule(node.target), _ACTIVATIONS)
+        return isinstance(_module(gm, node), _ACTIVATIONS)
     if node.op == "call_method":
         return node.target in _METHODS
     if node.op == "call_function":
@@ -254,15 +278,15 @@ def _is_pointwise(gm: fx.GraphModule, node: fx.Node) -> bool:
 
 
 def _replace_module(gm: fx.GraphModule, node: fx.Node, new: nn.Module) -> None:
-    new.train(gm.get_submodule(node.target).training)
-    gm.add_submodule(node.target, new)
+    new.train(_module(gm, node).training)
+    gm.add_submodule(str(node.target), new)
 
 
 def _convert_head(gm: fx.GraphModule, flatten: fx.Node, d: int) -> None:
     """Remove ``flatten`` and convert everything downstream of it to act on maps."""
-    source, permutation, dilation = _walk_back(gm, flatten.args[0], d)
-    features = _shape(source)[1:]
-    head, users = flatten.args[0], list(flatten.users)
+    source, permutation, dilation = _walk_back(gm, _input(flatten), d)
+    features = _dims(source)[1:]
+    head, users = _input(flatten), list(flatten.users)
     flatten.replace_all_uses_with(head)
     gm.graph.erase_node(flatten)
     state = {head: "flat"}
@@ -270,13 +294,15 @@ def _convert_head(gm: fx.GraphModule, flatten: fx.Node, d: int) -> None:
         _visit(gm, node, d, state, features, permutation, dilation)
 
 
-def _walk_back(gm: fx.GraphModule, node: fx.Node, d: int):
+def _walk_back(
+    gm: fx.GraphModule, node: fx.Node, d: int
+) -> tuple[fx.Node, tuple[int, ...] | None, tuple[int, ...]]:
     """Before the flatten: drop a channels-last permute and unstride an adaptive pooling.
 
     Returns the node holding the (N, C, *spatial) map, the flatten's axis order over it, and the
     dilation the first head convolution needs.
     """
-    permutation = None
+    permutation: tuple[int, ...] | None = None
     dilation = (1,) * d
     current = node
     while True:
@@ -293,11 +319,11 @@ def _walk_back(gm: fx.GraphModule, node: fx.Node, d: int):
                     f"batch axis first, used only by the flatten)"
                 )
             permutation = dims
-            current.replace_all_uses_with(current.args[0])
-            previous = current.args[0]
+            previous = _input(current)
+            current.replace_all_uses_with(previous)
             gm.graph.erase_node(current)
             current = previous
-        elif _is_adaptive(gm, current) and _shape(current)[2:] != _shape(current.args[0])[2:]:
+        elif _is_adaptive(gm, current) and _dims(current)[2:] != _dims(_input(current))[2:]:
             dilation = _unstride_pool(gm, current, d)
             return current, permutation, dilation
         elif _is_pointwise(gm, current) and _tensor_users(current) == 1:
@@ -307,18 +333,18 @@ def _walk_back(gm: fx.GraphModule, node: fx.Node, d: int):
 
 
 def _permute_dims(node: fx.Node) -> tuple[int, ...]:
-    dims = node.args[1:] if node.op == "call_method" else node.args[1]
+    dims: Any = node.args[1:] if node.op == "call_method" else node.args[1]  # fx arguments
     if node.op == "call_method" and len(dims) == 1 and isinstance(dims[0], (tuple, list)):
         dims = dims[0]
     if "dims" in node.kwargs:
         dims = node.kwargs["dims"]
-    rank = len(_shape(node))
+    rank = len(_dims(node))
     return tuple(int(a) % rank for a in dims)
 
 
 def _is_adaptive(gm: fx.GraphModule, node: fx.Node) -> bool:
     if node.op == "call_module":
-        return type(gm.get_submodule(node.target)) in _ADAPTIVE
+        return type(_module(gm, node)) in _ADAPTIVE
     return node.op == "call_function" and node.target in _ADAPTIVE_FUNCTIONS
 
 
@@ -328,10 +354,10 @@ def _unstride_pool(gm: fx.GraphModule, node: fx.Node, d: int) -> tuple[int, ...]
     At the training size the head then reads the pooled map at a spacing of ``n/o`` (a
     dilation), which is where the adaptive pooling's cells were.
     """
-    before, after = _shape(node.args[0])[2:], _shape(node)[2:]
+    before, after = _dims(_input(node))[2:], _dims(node)[2:]
     if (
         node.op != "call_module"
-        or any(n % o for n, o in zip(before, after))
+        or any(n % o for n, o in zip(before, after, strict=True))
         or _tensor_users(node) != 1
     ):
         raise ValueError(
@@ -339,10 +365,10 @@ def _unstride_pool(gm: fx.GraphModule, node: fx.Node, d: int) -> tuple[int, ...]
             f"can be converted only as an nn.Adaptive*Pool module, used only by the head, whose "
             f"output size divides its input size"
         )
-    module = gm.get_submodule(node.target)
+    module = _module(gm, node)
     if getattr(module, "return_indices", False):
         raise ValueError(f"{WHERE}: {_describe(gm, node)} returns indices; cannot convert")
-    factor = tuple(n // o for n, o in zip(before, after))
+    factor = tuple(n // o for n, o in zip(before, after, strict=True))
     _replace_module(gm, node, _ADAPTIVE[type(module)](kernel_size=factor, stride=1))
     return factor
 
@@ -360,7 +386,7 @@ def _visit(gm, node, d, state, features, permutation, dilation) -> None:
             f"the flatten"
         )
     kind = kinds.pop()
-    module = gm.get_submodule(node.target) if node.op == "call_module" else None
+    module = _module(gm, node) if node.op == "call_module" else None
     if isinstance(module, nn.Linear):
         if kind == "flat":
             channels_last = permutation is not None and permutation[1:] != tuple(range(1, d + 2))
@@ -440,23 +466,21 @@ def _dtype(module: nn.Module):
 def _remove_identity_pools(gm: fx.GraphModule) -> None:
     """Drop adaptive poolings that do nothing at the training size; refuse the others."""
     for node in list(gm.graph.nodes):
-        if node.op == "call_module" and isinstance(
-            gm.get_submodule(node.target), _LocallyConnectedNd
-        ):
+        if node.op == "call_module" and isinstance(_module(gm, node), _LocallyConnectedNd):
             raise ValueError(
                 f"{WHERE}: {_describe(gm, node)} is locally connected: its input size is fixed, so "
                 f"the network cannot take larger inputs (project() it to a convolution first)"
             )
         if not _is_adaptive(gm, node):
             continue
-        if _shape(node)[2:] != _shape(node.args[0])[2:]:
+        if _dims(node)[2:] != _dims(_input(node))[2:]:
             raise ValueError(
                 f"{WHERE}: {_describe(gm, node)} changes spatial size "
-                f"{_shape(node.args[0])[2:]} -> "
-                f"{_shape(node)[2:]} at the training size and is not directly before the head, "
+                f"{_dims(_input(node))[2:]} -> "
+                f"{_dims(node)[2:]} at the training size and is not directly before the head, "
                 f"so its output size would stay fixed on larger inputs"
             )
-        node.replace_all_uses_with(node.args[0])
+        node.replace_all_uses_with(_input(node))
         gm.graph.erase_node(node)
 
 
@@ -479,15 +503,13 @@ def _geometry(gm: fx.GraphModule, d: int) -> Geometry:
                 g = g.union(geometry[other])
         except ValueError as error:
             raise ValueError(f"{WHERE}: {_describe(gm, node)} joins {error}") from error
-        sliding = (
-            layer_geometry(gm.get_submodule(node.target), d) if node.op == "call_module" else None
-        )
+        sliding = layer_geometry(_module(gm, node), d) if node.op == "call_module" else None
         if sliding is not None:
             g = g.then(*sliding)
-        elif _shape(node)[2:] != _shape(current)[2:]:
+        elif _dims(node)[2:] != _dims(current)[2:]:
             raise ValueError(
-                f"{WHERE}: {_describe(gm, node)} changes the spatial size {_shape(current)[2:]} -> "
-                f"{_shape(node)[2:]} and is not a Conv, TiledConv or pooling module, so the score "
+                f"{WHERE}: {_describe(gm, node)} changes the spatial size {_dims(current)[2:]} -> "
+                f"{_dims(node)[2:]} and is not a Conv, TiledConv or pooling module, so the score "
                 f"map's stride and receptive field are unknown"
             )
         geometry[node] = g

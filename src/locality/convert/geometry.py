@@ -41,26 +41,30 @@ class Geometry:
     def then(self, kernel_size, stride, dilation, leading_padding) -> Geometry:
         """The geometry after one more sliding layer."""
         return Geometry(
-            tuple(j * s for j, s in zip(self.stride, stride)),
+            tuple(j * s for j, s in zip(self.stride, stride, strict=True)),
             tuple(
                 f + (k - 1) * r * j
-                for f, k, r, j in zip(self.receptive_field, kernel_size, dilation, self.stride)
+                for f, k, r, j in zip(
+                    self.receptive_field, kernel_size, dilation, self.stride, strict=True
+                )
             ),
-            tuple(o - p * j for o, p, j in zip(self.offset, leading_padding, self.stride)),
+            tuple(
+                o - p * j for o, p, j in zip(self.offset, leading_padding, self.stride, strict=True)
+            ),
         )
 
     def union(self, other: Geometry) -> Geometry:
         """Geometry of a value computed from two branches (e.g. a residual sum): the joint field."""
         if self.stride != other.stride:
             raise ValueError(f"branches with different strides {self.stride} and {other.stride}")
-        start = tuple(min(a, b) for a, b in zip(self.offset, other.offset))
+        start = tuple(min(a, b) for a, b in zip(self.offset, other.offset, strict=True))
         stop = tuple(
             max(a + f, b + g)
             for a, f, b, g in zip(
-                self.offset, self.receptive_field, other.offset, other.receptive_field
+                self.offset, self.receptive_field, other.offset, other.receptive_field, strict=True
             )
         )
-        return Geometry(self.stride, tuple(e - s for s, e in zip(start, stop)), start)
+        return Geometry(self.stride, tuple(e - s for s, e in zip(start, stop, strict=True)), start)
 
 
 _POOLS = (nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d, nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d)
@@ -83,7 +87,7 @@ def layer_geometry(module: nn.Module, d: int) -> tuple | None:
 
 
 class WindowBoxes(NamedTuple):
-    """Result of :func:`window_boxes`.
+    """Result of ``window_boxes``.
 
     Attributes:
         boxes: ``(*output_size, 2 * d)`` int64: ``(start_0, ..., start_{d-1}, stop_0, ...,
@@ -110,7 +114,10 @@ def window_boxes(
     d = len(geometry.stride)
     out = ntuple(tuple(output_size), d, "output_size", where="window_boxes")
     size = ntuple(tuple(input_size), d, "input_size", where="window_boxes")
-    axes = [o + torch.arange(n) * s for o, n, s in zip(geometry.offset, out, geometry.stride)]
+    axes = [
+        o + torch.arange(n) * s
+        for o, n, s in zip(geometry.offset, out, geometry.stride, strict=True)
+    ]
     starts = torch.stack(torch.meshgrid(*axes, indexing="ij"), dim=-1)
     stops = starts + torch.tensor(geometry.receptive_field)
     inside = ((starts >= 0) & (stops <= torch.tensor(size))).all(-1)

@@ -110,7 +110,7 @@ def _dense_weight(full: Bank, in_size: tuple[int, ...], pads) -> torch.Tensor:
 
     def along(t: torch.Tensor, *axes: int) -> torch.Tensor:
         shape = [1] * rank
-        for a, n in zip(axes, t.shape):
+        for a, n in zip(axes, t.shape, strict=True):
             shape[a] = n
         return t.reshape(shape)
 
@@ -185,12 +185,12 @@ def to_tiled(layer: nn.Module, tile_size: IntOrTuple, shared_bias: bool | None =
         layer: ``nn.Conv1d/2d/3d``, or a ``TiledConv1d/2d/3d`` whose tile divides ``tile_size``
             (kernel ``r mod old_tile`` then serves offset ``r``).
         tile_size: tile of the new layer (int or tuple).
-        shared_bias: as in :func:`to_locally_connected`.
+        shared_bias: as in ``to_locally_connected``.
     """
     where = "to_tiled"
     bank = read_bank(layer, where, kinds=("conv", "tiled"))
     tile = ntuple(tile_size, bank.d, "tile_size", where=where)
-    if any(t % g for t, g in zip(tile, bank.grid)):
+    if any(t % g for t, g in zip(tile, bank.grid, strict=True)):
         raise ValueError(
             f"{where}: tile_size {tile} must be a multiple of the layer's tile {bank.grid} for "
             f"the conversion to be exact (use project() to go to a coarser tiling)"
@@ -266,7 +266,7 @@ def _conv(weight: torch.Tensor, bias: torch.Tensor | None, dilation: IntOrTuple)
     )
     with torch.no_grad():
         conv.weight.copy_(weight)
-        if bias is not None:
+        if bias is not None and conv.bias is not None:
             conv.bias.copy_(bias)
     return conv
 
@@ -278,7 +278,7 @@ def conv1x1_to_linear(conv: nn.Module) -> nn.Linear:
     and no padding: otherwise it is not a per-pixel map.
     """
     where = "conv1x1_to_linear"
-    if not isinstance(conv, tuple(CONV.values())):
+    if not isinstance(conv, (nn.Conv1d, nn.Conv2d, nn.Conv3d)):
         raise TypeError(f"{where}: expected an nn.Conv1d/2d/3d, got {type(conv).__name__}")
     if any(k != 1 for k in conv.kernel_size):
         raise ValueError(

@@ -1,6 +1,6 @@
 """Projections towards more sharing: the nearest convolution or tiled convolution to a layer.
 
-Unlike the moves in :mod:`locality.convert.lattice` these cannot be exact. The nearest layer in
+Unlike the moves in ``locality.convert.lattice`` these cannot be exact. The nearest layer in
 the least-squares sense (over its parameters, each position counted once) gives each shared kernel
 the mean of the kernels it replaces; the relative error of that fit says how far the learned
 weights are from being shared.
@@ -14,14 +14,14 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from locality._arguments import ntuple
+from locality._arguments import IntOrTuple, ntuple
 from locality.convert._banks import Bank, build, read_bank
 
 __all__ = ["Projection", "project"]
 
 
 class Projection(NamedTuple):
-    """Result of :func:`project`.
+    """Result of ``project``.
 
     Attributes:
         layer: the projected layer (``Conv{d}d`` or ``TiledConv{d}d``).
@@ -33,7 +33,7 @@ class Projection(NamedTuple):
     relative_error: float
 
 
-def project(layer: nn.Module, to: str = "conv", tile_size=None) -> Projection:
+def project(layer: nn.Module, to: str = "conv", tile_size: IntOrTuple | None = None) -> Projection:
     """Nearest more-shared layer to ``layer`` (least squares), and the relative error.
 
     Args:
@@ -43,7 +43,7 @@ def project(layer: nn.Module, to: str = "conv", tile_size=None) -> Projection:
         tile_size: the tile for ``to="tiled"`` (int or tuple).
 
     Returns:
-        :class:`Projection` ``(layer, relative_error)``. A bias shared over positions stays
+        ``Projection`` ``(layer, relative_error)``. A bias shared over positions stays
         shared; an untied one is averaged like the kernels.
     """
     where = "project"
@@ -56,7 +56,7 @@ def project(layer: nn.Module, to: str = "conv", tile_size=None) -> Projection:
         grid = ntuple(tile_size, bank.d, "tile_size", where=where)
     else:
         raise ValueError(f"{where}: to must be 'conv' or 'tiled', got {to!r}")
-    if bank.kind == "local" and any(t > n for t, n in zip(grid, bank.grid)):
+    if bank.kind == "local" and any(t > n for t, n in zip(grid, bank.grid, strict=True)):
         raise ValueError(
             f"{where}: tile_size {grid} is larger than the layer's output size {bank.grid}: some "
             f"tiled kernels would have no position to average"
@@ -69,8 +69,8 @@ def project(layer: nn.Module, to: str = "conv", tile_size=None) -> Projection:
         bias, bias_error = _class_mean(source.bias, grid)
         params.append(source.bias)
         errors.append(bias_error)
-    norm = torch.sqrt(sum(p.double().square().sum() for p in params))
-    error = torch.sqrt(sum(e.double().square().sum() for e in errors)) / norm
+    norm = torch.stack([p.double().square().sum() for p in params]).sum().sqrt()
+    error = torch.stack([e.double().square().sum() for e in errors]).sum().sqrt() / norm
     projected = Bank(**{**bank.__dict__, "weight": weight, "bias": bias, "input_size": None})
     kind = "conv" if to == "conv" else "tiled"
     return Projection(build(projected, kind, bank.shared_bias or bias is None), float(error))
@@ -78,7 +78,7 @@ def project(layer: nn.Module, to: str = "conv", tile_size=None) -> Projection:
 
 def _lcm(a: tuple[int, ...], b: tuple[int, ...]) -> tuple[int, ...]:
     """A grid on which both tilings are periodic, so every source kernel appears equally often."""
-    return tuple(math.lcm(x, y) for x, y in zip(a, b))
+    return tuple(math.lcm(x, y) for x, y in zip(a, b, strict=True))
 
 
 def _class_mean(values: torch.Tensor, grid: tuple[int, ...]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -97,6 +97,6 @@ def _class_mean(values: torch.Tensor, grid: tuple[int, ...]) -> tuple[torch.Tens
         mean = summed / counts.view(-1, *(1,) * (mean.dim() - i - 1))
     index = tuple(
         (torch.arange(n, device=values.device) % t).view(*(1,) * i, n, *(1,) * (d - i - 1))
-        for i, (n, t) in enumerate(zip(values.shape[:d], grid))
+        for i, (n, t) in enumerate(zip(values.shape[:d], grid, strict=True))
     )
     return mean, values - mean[index]

@@ -1,7 +1,7 @@
 """The references a fully convolutional network is compared against, and finer score maps.
 
-:func:`sliding_window` evaluates a classifier on every window of an input (all windows in one
-batched forward call); :func:`shift_and_stitch` gets a fully convolutional network's score map at
+``sliding_window`` evaluates a classifier on every window of an input (all windows in one
+batched forward call); ``shift_and_stitch`` gets a fully convolutional network's score map at
 a stride finer than the network's own by running it on shifted inputs and interleaving the maps
 (FCN's "shift-and-stitch", OverFeat's offset pooling).
 """
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from typing import Any
 
 import torch
 from torch import nn
@@ -42,10 +43,10 @@ def sliding_window(
     d = x.dim() - 2
     size = ntuple(window, d, "window", where=where)
     step = ntuple(stride, d, "stride", where=where)
-    if any(w > n for w, n in zip(size, x.shape[2:])):
+    if any(w > n for w, n in zip(size, x.shape[2:], strict=True)):
         raise ValueError(f"{where}: window {size} is larger than the input {tuple(x.shape[2:])}")
     patches = x
-    for i, (w, s) in enumerate(zip(size, step)):
+    for i, (w, s) in enumerate(zip(size, step, strict=True)):
         patches = patches.unfold(2 + i, w, s)
     counts = tuple(patches.shape[2 : 2 + d])
     # (N, C, *n, *window) -> (N, *n, C, *window) -> one batch of N * prod(n) windows.
@@ -61,7 +62,7 @@ def shift_and_stitch(
     """Score map at ``stride / factor`` from ``prod(factor)`` passes of a fully convolutional net.
 
     The pass on ``x`` shifted by ``a * stride / factor`` gives the cells ``i * factor + a`` of the
-    finer map. For a padding-free backbone the result equals :func:`sliding_window` at stride
+    finer map. For a padding-free backbone the result equals ``sliding_window`` at stride
     ``stride / factor``; with padding, each pass pads its own shifted input.
 
     Args:
@@ -69,7 +70,7 @@ def shift_and_stitch(
         x: ``(N, C, *spatial)``.
         factor: how many times finer (int or tuple); must divide the network's stride.
         stride: the network's output stride; read from ``model.geometry`` (as set by
-            :func:`fully_convolutional`) when ``None``.
+            ``fully_convolutional``) when ``None``.
 
     Returns:
         ``(N, K, *fine)``, ``fine[i]`` the largest count every shift can fill.
@@ -89,20 +90,30 @@ def shift_and_stitch(
         stride = geometry.stride
     step = ntuple(stride, d, "stride", where=where)
     fine = ntuple(factor, d, "factor", where=where)
-    if any(s % f for s, f in zip(step, fine)):
+    if any(s % f for s, f in zip(step, fine, strict=True)):
         raise ValueError(f"{where}: factor {fine} must divide the network's stride {step}")
-    shift = tuple(s // f for s, f in zip(step, fine))
+    shift = tuple(s // f for s, f in zip(step, fine, strict=True))
     maps = {}
     for offset in itertools.product(*(range(f) for f in fine)):
-        crop = tuple(slice(a * t, None) for a, t in zip(offset, shift))
-        maps[offset] = model(x[(..., *crop)])
+        crop: tuple[Any, ...] = (
+            ...,
+            *(slice(a * t, None) for a, t in zip(offset, shift, strict=True)),
+        )
+        maps[offset] = model(x[crop])
     counts = tuple(
         min(m.shape[-d + i] * f + a[i] for a, m in maps.items()) for i, f in enumerate(fine)
     )
     first = next(iter(maps.values()))
     out = first.new_empty(*first.shape[: first.dim() - d], *counts)
     for offset, m in maps.items():
-        target = tuple(slice(a, n, f) for a, n, f in zip(offset, counts, fine))
-        source = tuple(slice(0, math.ceil((n - a) / f)) for a, n, f in zip(offset, counts, fine))
-        out[(..., *target)] = m[(..., *source)]
+        ranges = zip(offset, counts, fine, strict=True)
+        target: tuple[Any, ...] = (..., *(slice(a, n, f) for a, n, f in ranges))
+        source: tuple[Any, ...] = (
+            ...,
+            *(
+                slice(0, math.ceil((n - a) / f))
+                for a, n, f in zip(offset, counts, fine, strict=True)
+            ),
+        )
+        out[target] = m[source]
     return out

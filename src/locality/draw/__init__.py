@@ -1,10 +1,10 @@
 """Connectivity pictures with matplotlib's object API (no pyplot, no windows; PNG and SVG).
 
-- :func:`four_panel_figure`: note 000's table as pictures: dense, locally connected, tiled and
+- ``four_panel_figure``: note 000's table as pictures: dense, locally connected, tiled and
   convolutional wiring of one 1-D row, each distinct weight its own colour;
-- :func:`layer_figure`: the same wiring for one 1-D layer instance;
-- :func:`tile_map_figure`: which kernel each output position of a 2-D layer uses;
-- :func:`receptive_field_figure`: how far into the input a stack of layers looks.
+- ``layer_figure``: the same wiring for one 1-D layer instance;
+- ``tile_map_figure``: which kernel each output position of a 2-D layer uses;
+- ``receptive_field_figure``: how far into the input a stack of layers looks.
 
 Needs matplotlib: ``pip install 'locality[plot]'``.
 """

@@ -8,6 +8,7 @@ number of swatches is the number of parameters, so the four kinds read at a glan
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
@@ -16,6 +17,7 @@ from torch import nn
 
 from locality._arguments import padding_amounts
 from locality.draw.palette import weight_colour
+from locality.layers._base import _ConnectivityNd
 from locality.layers.local import _LocallyConnectedNd
 from locality.layers.tiled import _TiledConvNd
 
@@ -98,8 +100,10 @@ def bank_wiring(
                 edges.append((i, j, i if grid is None else i % grid, k))
     out_x = tuple(i * stride - padding + (extent - 1) / 2 for i in range(n_out))
     title = (
-        "locally connected" if grid is None
-        else "convolution" if grid == 1
+        "locally connected"
+        if grid is None
+        else "convolution"
+        if grid == 1
         else f"tiled convolution, t = {grid}"
     )
     return Wiring(n_in, n_out, kernels, kernel_size, tuple(edges), out_x, title)
@@ -159,9 +163,21 @@ def draw_wiring(wiring: Wiring, ax: Axes | None = None, caption: str | None = No
         for tap in range(wiring.taps)
     }
     for i, j, kern, tap in wiring.edges:
-        ax.plot([j, wiring.out_x[i]], [0, _OUT_Y], color=colour[kern, tap], lw=2.2,
-                solid_capstyle="round", zorder=1)
-    node = {"s": 140, "c": "white", "edgecolors": "#333333", "linewidths": 1.3, "zorder": 3}
+        ax.plot(
+            [j, wiring.out_x[i]],
+            [0, _OUT_Y],
+            color=colour[kern, tap],
+            lw=2.2,
+            solid_capstyle="round",
+            zorder=1,
+        )
+    node: dict[str, Any] = {
+        "s": 140,
+        "c": "white",
+        "edgecolors": "#333333",
+        "linewidths": 1.3,
+        "zorder": 3,
+    }
     ax.scatter(range(wiring.n_in), [0] * wiring.n_in, **node)
     ax.scatter(wiring.out_x, [_OUT_Y] * wiring.n_out, **node)
     left = min(0.0, min(wiring.out_x)) - 0.9
@@ -173,8 +189,16 @@ def draw_wiring(wiring: Wiring, ax: Axes | None = None, caption: str | None = No
     x0 = (wiring.n_in - 1) / 2 - width / 2
     top = -0.55
     for (kern, tap), rgb in colour.items():
-        ax.add_patch(Rectangle((x0 + tap * _SWATCH, top - (kern + 1) * _SWATCH), _SWATCH,
-                               _SWATCH, facecolor=rgb, edgecolor="white", lw=0.6))
+        ax.add_patch(
+            Rectangle(
+                (x0 + tap * _SWATCH, top - (kern + 1) * _SWATCH),
+                _SWATCH,
+                _SWATCH,
+                facecolor=rgb,
+                edgecolor="white",
+                lw=0.6,
+            )
+        )
     bottom = top - wiring.kernels * _SWATCH
     if caption is None:
         caption = _count_caption(wiring)
@@ -218,7 +242,7 @@ def four_panel_figure(n_in: int = 8, kernel_size: int = 3, tile_size: int = 2) -
         fontsize=12,
     )
     axes = list(figure.subplots(2, 2).flat)
-    for ax, wiring in zip(axes, panels):
+    for ax, wiring in zip(axes, panels, strict=True):
         draw_wiring(wiring, ax)
     # One vertical scale for the two panels of a row, so that their nodes line up.
     for pair in (axes[:2], axes[2:]):
@@ -229,7 +253,7 @@ def four_panel_figure(n_in: int = 8, kernel_size: int = 3, tile_size: int = 2) -
 
 
 def layer_figure(layer: nn.Module, n_in: int | None = None) -> Figure:
-    """The wiring of one 1-D layer instance (see :func:`wiring_of`), one channel shown.
+    """The wiring of one 1-D layer instance (see ``wiring_of``), one channel shown.
 
     With several channels, each edge stands for ``out_channels x in_channels / groups``
     weights; the caption gives the layer's real parameter count.
@@ -237,7 +261,7 @@ def layer_figure(layer: nn.Module, n_in: int | None = None) -> Figure:
     wiring = wiring_of(layer, n_in)
     params = sum(p.numel() for p in layer.parameters())
     caption = _count_caption(wiring).replace(" parameters", " weights shown")
-    if not isinstance(layer, nn.Linear):
+    if isinstance(layer, (nn.modules.conv._ConvNd, _ConnectivityNd)):
         per_swatch = layer.out_channels * layer.in_channels // layer.groups
         if per_swatch > 1:
             caption += (

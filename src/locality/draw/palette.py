@@ -16,8 +16,20 @@ __all__ = ["kernel_colour", "weight_colour"]
 RGB = tuple[float, float, float]
 
 # Well-separated hues for the first kernels: a tiled layer's few kernels must not look alike.
-_FIRST = [to_rgb(c) for c in ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b",
-                              "#e377c2", "#17becf", "#bcbd22")]
+_FIRST = [
+    to_rgb(c)
+    for c in (
+        "#1f77b4",
+        "#ff7f0e",
+        "#2ca02c",
+        "#d62728",
+        "#9467bd",
+        "#8c564b",
+        "#e377c2",
+        "#17becf",
+        "#bcbd22",
+    )
+]
 
 
 def kernel_colour(kernel: int, kernels: int) -> RGB:

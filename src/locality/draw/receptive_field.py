@@ -12,20 +12,21 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 from torch import nn
 
-from locality.analysis.summary import summary
+from locality.analysis.receptive_field import ReceptiveField
+from locality.analysis.summary import LayerRow, summary
 from locality.draw.palette import kernel_colour
 
 __all__ = ["receptive_field_figure"]
 
 
 def receptive_field_figure(
-    model: nn.Module, input_shape: Sequence[int], centre: Sequence[int] | None = None
+    model: nn.Module, input_shape: Sequence[int], centre: Sequence[float] | None = None
 ) -> Figure:
     """Draw, on the ``H x W`` input, the window of one unit after each layer of ``model``.
 
     Args:
         model: a module with 2-D sliding-window layers (convolutions, tiled, locally
-            connected, pooling); rows of its :func:`~locality.analysis.summary` are used.
+            connected, pooling); rows of its ``summary`` are used.
         input_shape: ``(C, H, W)`` without the batch dimension.
         centre: input ``(row, column)`` the units are picked around; default the middle.
     """
@@ -34,20 +35,22 @@ def receptive_field_figure(
             f"receptive_field_figure: input_shape must be (C, H, W), got {tuple(input_shape)}"
         )
     _, height, width = input_shape
-    centre = tuple(centre) if centre is not None else ((height - 1) / 2, (width - 1) / 2)
-    steps = []
+    point = tuple(centre) if centre is not None else ((height - 1) / 2, (width - 1) / 2)
+    steps: list[tuple[LayerRow, ReceptiveField, tuple[int, ...], tuple[range, ...]]] = []
     for row in summary(model, input_shape).rows:
         field = row.receptive_field
-        if field is None or field.whole or row.kind == "other" and not steps:
+        if field is None or field.size is None or row.kind == "other" and not steps:
             continue
         if steps and steps[-1][1] == field:
             continue
         # The output position whose window is centred nearest the chosen input point.
         position = [
             max(0, min(n - 1, round((c - a - (r - 1) / 2) / j)))
-            for c, a, r, j, n in zip(centre, field.start, field.size, field.jump, row.output_shape[1:])
+            for c, a, r, j, n in zip(
+                point, field.start, field.size, field.jump, row.output_shape[1:], strict=True
+            )
         ]
-        steps.append((row, field, field.window(position)))
+        steps.append((row, field, field.size, field.window(position)))
     if not steps:
         raise ValueError("receptive_field_figure: the model has no sliding-window layer to draw")
 
@@ -60,17 +63,33 @@ def receptive_field_figure(
         ax.plot([0, width], [y, y], color="white", lw=0.7)
     lo_x = lo_y = 0.0
     hi_x, hi_y = float(width), float(height)
-    for number, (row, field, (rows, cols)) in enumerate(steps):
+    for number, (row, field, extent, (rows, cols)) in enumerate(steps):
         colour = kernel_colour(number, max(len(steps), 2))
         top = height - rows.start  # row 0 is drawn at the top, as in an image
         inset = 0.06 * number  # keeps coinciding edges of successive boxes apart
-        ax.add_patch(Rectangle((cols.start + inset, top - len(rows) + inset), len(cols) - 2 * inset,
-                               len(rows) - 2 * inset, facecolor=colour, alpha=0.10,
-                               edgecolor="none", zorder=2 + number))
-        ax.add_patch(Rectangle((cols.start + inset, top - len(rows) + inset), len(cols) - 2 * inset,
-                               len(rows) - 2 * inset, facecolor="none", edgecolor=colour, lw=2.6,
-                               zorder=10 + len(steps) - number))
-        size = "x".join(map(str, field.size))
+        ax.add_patch(
+            Rectangle(
+                (cols.start + inset, top - len(rows) + inset),
+                len(cols) - 2 * inset,
+                len(rows) - 2 * inset,
+                facecolor=colour,
+                alpha=0.10,
+                edgecolor="none",
+                zorder=2 + number,
+            )
+        )
+        ax.add_patch(
+            Rectangle(
+                (cols.start + inset, top - len(rows) + inset),
+                len(cols) - 2 * inset,
+                len(rows) - 2 * inset,
+                facecolor="none",
+                edgecolor=colour,
+                lw=2.6,
+                zorder=10 + len(steps) - number,
+            )
+        )
+        size = "x".join(map(str, extent))
         stride = "x".join(map(str, field.jump)) if len(set(field.jump)) > 1 else str(field.jump[0])
         layer = f"layer {row.name} ({row.type})" if row.name else row.type
         ax.plot([], [], color=colour, lw=3, label=f"after {layer}: {size}, stride {stride}")

@@ -17,6 +17,7 @@ from torch import nn
 
 from locality._arguments import output_size, padding_amounts
 from locality.draw.palette import kernel_colour
+from locality.layers._base import _ConnectivityNd
 from locality.layers.local import _LocallyConnectedNd
 from locality.layers.tiled import _TiledConvNd
 
@@ -40,7 +41,7 @@ def _bank_and_output(
         tuple(input_size), layer.kernel_size, layer.stride, pads, layer.dilation, "kernel_map"
     )
     grid = layer.tile_size if isinstance(layer, _TiledConvNd) else (1,) * len(out)
-    return tuple(min(t, o) for t, o in zip(grid, out)), out
+    return tuple(min(t, o) for t, o in zip(grid, out, strict=True)), out
 
 
 def kernel_map(layer: nn.Module, input_size: Sequence[int] | None = None) -> torch.Tensor:
@@ -53,7 +54,7 @@ def kernel_map(layer: nn.Module, input_size: Sequence[int] | None = None) -> tor
     grid, out = _bank_and_output(layer, input_size)
     axes = torch.meshgrid(*(torch.arange(n) for n in out), indexing="ij")
     index = torch.zeros(out, dtype=torch.int64)
-    for coordinate, g in zip(axes, grid):
+    for coordinate, g in zip(axes, grid, strict=True):
         index = index * g + coordinate % g
     return index
 
@@ -64,11 +65,27 @@ def _draw_map(index: torch.Tensor, kernels: int, ax: Axes, title: str) -> None:
     for r in range(rows):
         for c in range(cols):
             k = int(index[r, c])
-            ax.add_patch(Rectangle((c, rows - 1 - r), 1, 1, facecolor=kernel_colour(k, kernels),
-                                   edgecolor="white", lw=1.0))
+            ax.add_patch(
+                Rectangle(
+                    (c, rows - 1 - r),
+                    1,
+                    1,
+                    facecolor=kernel_colour(k, kernels),
+                    edgecolor="white",
+                    lw=1.0,
+                )
+            )
             if label:
-                ax.text(c + 0.5, rows - 0.5 - r, str(k), ha="center", va="center",
-                        fontsize=8 if kernels < 100 else 6, color="white", fontweight="bold")
+                ax.text(
+                    c + 0.5,
+                    rows - 0.5 - r,
+                    str(k),
+                    ha="center",
+                    va="center",
+                    fontsize=8 if kernels < 100 else 6,
+                    color="white",
+                    fontweight="bold",
+                )
     ax.set_xlim(0, cols)
     ax.set_ylim(0, rows)
     ax.set_aspect("equal")
@@ -99,10 +116,10 @@ def tile_map_figure(
             )
     figure = Figure(figsize=(3.6 * len(layers), 4.2), layout="constrained")
     axes = figure.subplots(1, len(layers), squeeze=False)[0]
-    for ax, layer in zip(axes, layers):
+    for ax, layer in zip(axes, layers, strict=True):
         index = kernel_map(layer, input_size)
         kernels = int(index.max()) + 1
-        bank = math.prod(layer.weight.shape[:2]) if not isinstance(layer, nn.Conv2d) else 1
+        bank = math.prod(layer.weight.shape[:2]) if isinstance(layer, _ConnectivityNd) else 1
         name = type(layer).__name__
         if isinstance(layer, _TiledConvNd):
             name += f", tile {layer.tile_size[0]}x{layer.tile_size[1]}"

@@ -8,5 +8,10 @@ from locality.interop.keras import (
     to_keras_weights,
 )
 
-__all__ = ["from_keras_weights", "to_keras_weights", "keras_kernel_shape", "keras_output_size",
-           "read_keras_h5"]
+__all__ = [
+    "from_keras_weights",
+    "to_keras_weights",
+    "keras_kernel_shape",
+    "keras_output_size",
+    "read_keras_h5",
+]

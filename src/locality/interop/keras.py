@@ -7,8 +7,8 @@ input size ``in``, output size ``out``, kernel size ``k``, ``C`` input and ``O``
 1. ``(prod(out), prod(k) * C, O)``: one ``(features, O)`` matrix per output position, positions in
    C order; a patch is flattened in the input's memory order, ``(*k, C)`` for ``channels_last`` and
    ``(C, *k)`` for ``channels_first``. Keras allows only ``padding="valid"`` here.
-2. ``(*in, C, *out, O)`` (``channels_last``) or ``(C, *in, O, *out)`` (``channels_first``): the dense
-   input-to-output matrix, multiplied by a 0/1 mask of the connections before use; entries
+2. ``(*in, C, *out, O)`` (``channels_last``) or ``(C, *in, O, *out)`` (``channels_first``): the
+   dense input-to-output matrix, multiplied by a 0/1 mask of the connections before use; entries
    outside the mask are ignored.
 3. ``(M,)``: the values of a sparse ``(prod(out) * O, prod(in) * C)`` matrix at its M connections,
    listed in sorted order of (output index, input index); the indices flatten ``(*out, O)`` and
@@ -22,7 +22,7 @@ Keras' ``padding="same"`` (modes 2 and 3) pads ``k // 2`` before each spatial di
 ``padding="same"``) has exactly those connections; Keras has no dilation and no groups.
 
 Our layout is position-major, ``weight: (*out, O, C, *k)`` and ``bias: (*out, O)``; see
-:mod:`locality.layers`.
+``locality.layers``.
 """
 
 from __future__ import annotations
@@ -30,10 +30,13 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
+
+if TYPE_CHECKING:
+    from locality.layers.local import _LocallyConnectedNd
 
 __all__ = [
     "from_keras_weights",
@@ -52,8 +55,12 @@ KERAS_PADDINGS = ("valid", "same")
 
 def _sizes(value: int | Sequence[int], d: int, name: str) -> tuple[int, ...]:
     values = (value,) * d if isinstance(value, int) else tuple(value)
-    if len(values) != d or any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in values):
-        raise ValueError(f"keras: {name} must be a positive int or {d} positive ints, got {value!r}")
+    if len(values) != d or any(
+        isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in values
+    ):
+        raise ValueError(
+            f"keras: {name} must be a positive int or {d} positive ints, got {value!r}"
+        )
     return values
 
 
@@ -76,9 +83,12 @@ def _check_options(implementation: int, data_format: str, padding: str) -> None:
 def keras_output_size(
     input_size: Sequence[int], kernel_size: Sequence[int], stride: Sequence[int], padding: str
 ) -> tuple[int, ...]:
-    """Output size of a Keras 2 locally connected layer: ``ceil((in - k + 1) / s)`` or ``ceil(in / s)``."""
+    """Output size of a Keras 2 locally connected layer.
+
+    ``ceil((in - k + 1) / s)`` for ``padding="valid"``, ``ceil(in / s)`` for ``"same"``.
+    """
     out = []
-    for n, k, s in zip(input_size, kernel_size, stride):
+    for n, k, s in zip(input_size, kernel_size, stride, strict=True):
         length = n - k + 1 if padding == "valid" else n
         if length < 1:
             raise ValueError(
@@ -108,7 +118,10 @@ class _Geometry:
                 f"input_size={input_size!r} ({d} spatial dimensions)"
             )
         self.d = d
-        self.C, self.O = _sizes(in_channels, 1, "in_channels")[0], _sizes(out_channels, 1, "out_channels")[0]
+        self.C, self.O = (
+            _sizes(in_channels, 1, "in_channels")[0],
+            _sizes(out_channels, 1, "out_channels")[0],
+        )
         self.k = _sizes(kernel_size, d, "kernel_size")
         self.n = _sizes(input_size, d, "input_size")
         self.s = _sizes(stride, d, "stride")
@@ -127,14 +140,15 @@ class _Geometry:
         self.valid = ((j >= 0) & (j < shape(self.n))).all(0)  # (P, K)
         j = torch.minimum(j.clamp(min=0), shape(self.n) - 1)
         strides = [math.prod(self.n[i + 1 :]) for i in range(d)]
-        self.j_flat = sum(j[i] * strides[i] for i in range(d))  # (P, K), input position, C order
+        # (P, K): input position, C order
+        self.j_flat = (j * torch.tensor(strides).view(d, 1, 1)).sum(0)
         self.p_flat = torch.arange(self.P).view(-1, 1).expand(self.P, self.K)
 
     def name(self) -> str:
         return f"LocallyConnected{self.d}D"
 
     def kernel_shape(self, implementation: int, data_format: str) -> tuple[int, ...]:
-        C, O, K = self.C, self.O, self.K
+        C, O, K = self.C, self.O, self.K  # noqa: E741  (O: output channels, the module docstring's notation)
         if implementation == 1:
             return (self.P, K * C, O)
         if implementation == 2:
@@ -145,7 +159,7 @@ class _Geometry:
 
     def sparse_order(self, data_format: str) -> torch.Tensor:
         """Permutation from our connection order to Keras' sorted (out_idx, in_idx) order."""
-        C, O, P, J = self.C, self.O, self.P, self.J
+        C, O, P, J = self.C, self.O, self.P, self.J  # noqa: E741  (O: output channels, the module docstring's notation)
         p = self.p_flat[:, :, None, None]
         j = self.j_flat[:, :, None, None]
         c = torch.arange(C).view(1, 1, C, 1)
@@ -180,7 +194,9 @@ def _as_tensor(array: Any, name: str) -> torch.Tensor:
     try:
         value = np.asarray(array)
     except Exception as error:  # h5py datasets, lists, anything array-like
-        raise TypeError(f"keras: {name} must be an array or a tensor, got {type(array).__name__}") from error
+        raise TypeError(
+            f"keras: {name} must be an array or a tensor, got {type(array).__name__}"
+        ) from error
     if value.dtype.kind not in "fiu":
         raise TypeError(f"keras: {name} must hold real numbers, got dtype {value.dtype}")
     return torch.from_numpy(np.ascontiguousarray(value, dtype=np.float64))
@@ -203,10 +219,15 @@ def from_keras_weights(
     """Convert Keras 2 ``LocallyConnected1D/2D`` arrays to ``(weight, bias)`` in our layout.
 
     Args:
-        kernel, bias: the arrays the Keras layer stores (``layer.get_weights()``, numpy arrays,
-            tensors or h5py datasets); ``bias`` may be ``None`` (``use_bias=False``).
-        in_channels, out_channels, kernel_size, input_size, stride, padding: the Keras layer's
-            configuration (``filters`` is ``out_channels``; ``input_size`` its spatial input size).
+        kernel: the kernel the Keras layer stores (``layer.get_weights()[0]``): a numpy array,
+            tensor or h5py dataset.
+        bias: the Keras layer's bias, ``(*out, O)``, or ``None`` (``use_bias=False``).
+        in_channels: the Keras layer's input channels.
+        out_channels: the Keras layer's ``filters``.
+        kernel_size: the Keras layer's ``kernel_size`` (int or tuple).
+        input_size: the Keras layer's spatial input size (int or tuple).
+        stride: the Keras layer's ``strides``.
+        padding: the Keras layer's ``padding``, ``"valid"`` or ``"same"``.
         implementation: the Keras layer's ``implementation`` (1, 2 or 3).
         data_format: the Keras layer's ``data_format``.
         dtype: dtype of the returned tensors (default: ``torch.get_default_dtype()``).
@@ -224,11 +245,11 @@ def from_keras_weights(
     k = _as_tensor(kernel, "kernel")
     if tuple(k.shape) != expected:
         raise ValueError(
-            f"keras: a Keras {g.name()} kernel (implementation={implementation}, {data_format}) for "
-            f"{g.C} -> {g.O} channels, kernel_size={g.k}, input size {g.n}, strides={g.s}, "
+            f"keras: a Keras {g.name()} kernel (implementation={implementation}, {data_format}) "
+            f"for {g.C} -> {g.O} channels, kernel_size={g.k}, input size {g.n}, strides={g.s}, "
             f"padding={padding!r} has shape {expected}, got {tuple(k.shape)}"
         )
-    C, O, P, K = g.C, g.O, g.P, g.K
+    C, O, P, K = g.C, g.O, g.P, g.K  # noqa: E741  (O: output channels, the module docstring's notation)
     if implementation == 1:
         if data_format == "channels_last":
             conn = k.reshape(P, K, C, O)
@@ -237,8 +258,10 @@ def from_keras_weights(
     else:
         conn = torch.zeros(P, K, C, O, dtype=k.dtype)
         if implementation == 2:
-            dense = k.reshape(g.J, C, P, O) if data_format == "channels_last" else (
-                k.reshape(C, g.J, O, P).permute(1, 0, 3, 2)
+            dense = (
+                k.reshape(g.J, C, P, O)
+                if data_format == "channels_last"
+                else (k.reshape(C, g.J, O, P).permute(1, 0, 3, 2))
             )
             gathered = dense[g.j_flat, :, g.p_flat, :]  # (P, K, C, O)
             conn[g.valid] = gathered[g.valid]
@@ -259,7 +282,9 @@ def from_keras_weights(
             b = b.reshape(O, P).T.reshape(*g.out, O)
         out_bias = b
     dtype = dtype or torch.get_default_dtype()
-    return weight.to(dtype).contiguous(), None if out_bias is None else out_bias.to(dtype).contiguous()
+    return weight.to(dtype).contiguous(), None if out_bias is None else out_bias.to(
+        dtype
+    ).contiguous()
 
 
 def to_keras_weights(
@@ -274,7 +299,7 @@ def to_keras_weights(
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Convert our ``(weight, bias)`` to the arrays a Keras 2 ``LocallyConnected1D/2D`` stores.
 
-    The inverse of :func:`from_keras_weights`: ``weight`` is ``(*out, O, C, *k)``, ``bias`` is
+    The inverse of ``from_keras_weights``: ``weight`` is ``(*out, O, C, *k)``, ``bias`` is
     ``None``, ``(O,)`` (shared; expanded over positions) or ``(*out, O)``. Returns numpy arrays
     ready for Keras' ``layer.set_weights([kernel, bias])`` (float32 for half-precision weights).
     Weights of connections that only read zero padding have no Keras counterpart and are dropped.
@@ -286,7 +311,7 @@ def to_keras_weights(
             f"keras: weight must be a (*out, O, C, *k) tensor with 1 or 2 spatial dims, got {got}"
         )
     d = (weight.dim() - 2) // 2
-    O, C = weight.shape[d], weight.shape[d + 1]
+    O, C = weight.shape[d], weight.shape[d + 1]  # noqa: E741  (O: output channels, the module docstring's notation)
     g = _Geometry(C, O, tuple(weight.shape[d + 2 :]), input_size, stride, padding)
     if tuple(weight.shape[:d]) != g.out:
         raise ValueError(
@@ -318,14 +343,16 @@ def to_keras_weights(
         if tuple(b.shape) == (O,):
             b = b.expand(*g.out, O)
         if tuple(b.shape) != (*g.out, O):
-            raise ValueError(f"keras: bias must have shape ({O},) or {(*g.out, O)}, got {tuple(b.shape)}")
+            raise ValueError(
+                f"keras: bias must have shape ({O},) or {(*g.out, O)}, got {tuple(b.shape)}"
+            )
         if data_format == "channels_first":
             b = b.reshape(g.P, O).T.reshape(*g.out, O)
         out_bias = b.contiguous().numpy()
     return kernel.contiguous().numpy(), out_bias
 
 
-def _layer_geometry(layer: torch.nn.Module, implementation: int) -> dict[str, Any]:
+def _layer_geometry(layer: _LocallyConnectedNd, implementation: int) -> dict[str, Any]:
     """The Keras configuration with the same connections as a locally connected ``layer``."""
     name = type(layer).__name__
     d = len(layer.kernel_size)
@@ -341,16 +368,26 @@ def _layer_geometry(layer: torch.nn.Module, implementation: int) -> dict[str, An
             f"the non-lazy layer) before moving Keras weights"
         )
     if layer.groups != 1:
-        raise ValueError(f"{name}: Keras locally connected layers have no groups, got groups={layer.groups}")
+        raise ValueError(
+            f"{name}: Keras locally connected layers have no groups, got groups={layer.groups}"
+        )
     if any(dl != 1 for dl in layer.dilation):
-        raise ValueError(f"{name}: Keras locally connected layers have no dilation, got {layer.dilation}")
+        raise ValueError(
+            f"{name}: Keras locally connected layers have no dilation, got {layer.dilation}"
+        )
     befores = tuple(lo for lo, _ in layer._pads)
-    for padding, wanted in (("valid", (0,) * d), ("same", tuple(k // 2 for k in layer.kernel_size))):
+    for padding, wanted in (
+        ("valid", (0,) * d),
+        ("same", tuple(k // 2 for k in layer.kernel_size)),
+    ):
         if befores != wanted:
             continue
         if padding == "same" and layer.padding_mode != "zeros":
             continue
-        if keras_output_size(layer.input_size, layer.kernel_size, layer.stride, padding) == layer.output_size:
+        if (
+            keras_output_size(layer.input_size, layer.kernel_size, layer.stride, padding)
+            == layer.output_size
+        ):
             if padding == "same" and implementation == 1:
                 raise ValueError(
                     f"{name}: padding {layer.padding!r} corresponds to Keras padding='same', which "
@@ -366,29 +403,42 @@ def _layer_geometry(layer: torch.nn.Module, implementation: int) -> dict[str, An
 
 
 def load_into_layer(
-    layer: torch.nn.Module,
+    layer: _LocallyConnectedNd,
     kernel: Any,
     bias: Any = None,
     implementation: int = 1,
     data_format: str = "channels_last",
 ) -> None:
-    """Copy Keras 2 arrays into a ``LocallyConnected1d/2d`` in place (see :func:`from_keras_weights`).
+    """Copy Keras 2 arrays into a ``LocallyConnected1d/2d`` in place.
+
+    See ``from_keras_weights`` for the arrays.
 
     A Keras layer without bias (``bias=None``) loads as a zero bias when ``layer`` has one.
     """
     geometry = _layer_geometry(layer, implementation)
     weight, new_bias = from_keras_weights(
-        kernel, bias, in_channels=layer.in_channels, out_channels=layer.out_channels,
-        kernel_size=layer.kernel_size, implementation=implementation, data_format=data_format,
-        dtype=layer.weight.dtype, **geometry,
+        kernel,
+        bias,
+        in_channels=layer.in_channels,
+        out_channels=layer.out_channels,
+        kernel_size=layer.kernel_size,
+        implementation=implementation,
+        data_format=data_format,
+        dtype=layer.weight.dtype,
+        **geometry,
     )
     name = type(layer).__name__
     if new_bias is not None and layer.bias is None:
         raise ValueError(f"{name}: got a Keras bias but the layer was built with bias=False")
-    if new_bias is not None and layer.bias is not None and tuple(layer.bias.shape) != tuple(new_bias.shape):
+    if (
+        new_bias is not None
+        and layer.bias is not None
+        and tuple(layer.bias.shape) != tuple(new_bias.shape)
+    ):
         raise ValueError(
-            f"{name}: Keras biases are per position, shape {tuple(new_bias.shape)}, but the layer has "
-            f"shared_bias=True (bias shape {tuple(layer.bias.shape)}); build it with shared_bias=False"
+            f"{name}: Keras biases are per position, shape {tuple(new_bias.shape)}, but the layer "
+            f"has shared_bias=True (bias shape {tuple(layer.bias.shape)}); build it with "
+            "shared_bias=False"
         )
     with torch.no_grad():
         layer.weight.copy_(weight)
@@ -400,7 +450,7 @@ def load_into_layer(
 
 
 def export_from_layer(
-    layer: torch.nn.Module, implementation: int = 1, data_format: str = "channels_last"
+    layer: _LocallyConnectedNd, implementation: int = 1, data_format: str = "channels_last"
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """The ``(kernel, bias)`` arrays of the Keras 2 layer equivalent to ``layer``."""
     geometry = _layer_geometry(layer, implementation)
@@ -426,8 +476,11 @@ def read_keras_h5(
             "read_keras_h5 needs h5py: pip install h5py (or locality[keras])"
         ) from error
     with h5py.File(path, "r") as f:
-        root = f["model_weights"] if "model_weights" in f else f
-        names = [n.decode() if isinstance(n, bytes) else str(n) for n in root.attrs.get("layer_names", [])]
+        root = f.get("model_weights", f)
+        names = [
+            n.decode() if isinstance(n, bytes) else str(n)
+            for n in root.attrs.get("layer_names", [])
+        ]
         if not names:
             names = list(root.keys())
         if layer_name is None:
@@ -439,10 +492,13 @@ def read_keras_h5(
                 )
             layer_name = candidates[0]
         if layer_name not in root:
-            raise ValueError(f"read_keras_h5: no layer {layer_name!r} in {os.fspath(path)!r}; layers: {names}")
+            raise ValueError(
+                f"read_keras_h5: no layer {layer_name!r} in {os.fspath(path)!r}; layers: {names}"
+            )
         group = root[layer_name]
         weight_names = [
-            n.decode() if isinstance(n, bytes) else str(n) for n in group.attrs.get("weight_names", [])
+            n.decode() if isinstance(n, bytes) else str(n)
+            for n in group.attrs.get("weight_names", [])
         ]
         if not weight_names:  # some writers omit the attribute: take the datasets found
             found: list[str] = []

@@ -1,1 +1,2 @@
-"""Implementations behind :mod:`locality.functional`, chosen per device and shape in ``dispatch``."""
+"""Implementations behind :mod:`locality.functional`, chosen per device and shape in
+``dispatch``."""

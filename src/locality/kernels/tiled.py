@@ -1,25 +1,32 @@
-"""Three exact formulations of tiled convolution, and the rule that picks one per shape.
+"""Exact formulations of tiled convolution, all out of place (so vmap over the weights works).
 
 Output position ``i`` uses kernel ``i mod t``; the outputs of tile offset ``r`` are ``r, r + t,
-r + 2t, ...``. With R = prod(t) kernels:
+r + 2t, ...``. With R = prod(t) kernels, Q = ceil(out / t) whole tiles per dimension:
 
-- ``per_offset`` (:func:`locality.kernels.reference.tiled_conv`): R strided convolutions on
-  shifted crops. Exact FLOPs; R launches, and each crop is copied by the convolution.
+- ``per_offset``: R convolutions with stride ``t*s`` on the input shifted by ``r*s``, stacked and
+  interleaved by depth-to-space. Exact FLOPs; R launches, and each shifted view is copied by the
+  convolution.
 - ``embedded``: one convolution with stride ``t*s`` whose R*O output channels hold each kernel
   placed with zeros at its offset ``r*s`` inside an extent of ``(t-1)*s + (k-1)*dl + 1``, then
-  depth-to-space. No input copies; FLOPs times ``prod(extent / k)`` (1.78x for t=2, k=3).
-- ``unfold_matmul``: one patch matrix, then R matrix products over the positions of each offset.
-  Exact FLOPs; costs the k^d-sized patch copy.
+  depth-to-space. One launch; FLOPs times ``prod(extent / k)`` (1.78x for t=2, k=3), and not exact
+  for non-finite inputs (``inf * 0`` is NaN where a convolution gives ``inf``).
+- ``unfold_matmul``: one patch copy, then one batched product per offset. Exact FLOPs; pays the
+  k^d-sized patch copy.
+
+``CHOSEN`` (``per_offset``) is what dispatch runs on every shape: it is exact for every input and
+FlopCounterMode counts the layer's own FLOPs through it. ``embedded`` was on par at t=2 and 1.3x
+faster forward+backward at t=4 on the CIFAR shape (docs/performance.md), not enough to trade
+exactness for.
 
 Shapes as in :mod:`locality.kernels.reference`: x (N, C, *padded_size), weight
-(*tile, O, C // g, *kernel_size), bias None, (O,) or (*tile, O).
+(*tile, O, C // g, *kernel_size), bias None, (O,) or (*tile, O); result (N, O, *out_size).
 """
 
 from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -28,32 +35,146 @@ from locality.kernels import reference
 
 _CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
 
-#: The embedded kernel wins while its extra FLOPs stay under this factor (measured on CPU, see
-#: docs/performance.md: t=2, k=3 at 1.78x beat R=4 crop copies; t=4 at 4x did not).
-EMBEDDED_MAX_FLOP_RATIO = 2.0
+
+def _whole_tiles(
+    x: torch.Tensor,
+    tile: Sequence[int],
+    kernel_size: Sequence[int],
+    stride: Sequence[int],
+    dilation: Sequence[int],
+    out_size: Sequence[int],
+) -> tuple[torch.Tensor, list[int]]:
+    """Pad the end of ``x`` so that every offset has Q outputs; return it and Q per dimension."""
+    tiles = [-(-o // t) for o, t in zip(out_size, tile, strict=False)]
+    need = [
+        (q * t - 1) * s + (k - 1) * dl + 1
+        for q, t, s, k, dl in zip(tiles, tile, stride, kernel_size, dilation, strict=False)
+    ]
+    extra = [max(0, m - have) for m, have in zip(need, x.shape[2:], strict=False)]
+    if any(extra):
+        x = F.pad(x, [amount for e in reversed(extra) for amount in (0, e)])
+    return x, tiles
 
 
-def _extent(tile: Sequence[int], kernel_size: Sequence[int], stride: Sequence[int],
-            dilation: Sequence[int]) -> tuple[int, ...]:
-    return tuple((t - 1) * s + (k - 1) * dl + 1
-                 for t, k, s, dl in zip(tile, kernel_size, stride, dilation))
+def _depth_to_space(y: torch.Tensor, tile: Sequence[int], out_size: Sequence[int]) -> torch.Tensor:
+    """(N, O, *tile, *tiles) -> (N, O, *out_size): offset r of tile q goes to q*t + r, cropped."""
+    d = len(tile)
+    n, o = y.shape[:2]
+    tiles = y.shape[2 + d :]
+    y = y.permute(0, 1, *(i for j in range(d) for i in (2 + d + j, 2 + j)))
+    y = y.reshape(n, o, *(q * t for q, t in zip(tiles, tile, strict=False)))
+    return y[(slice(None), slice(None)) + tuple(slice(0, s) for s in out_size)]
 
 
-def embedded_flop_ratio(tile: Sequence[int], kernel_size: Sequence[int], stride: Sequence[int],
-                        dilation: Sequence[int]) -> float:
-    """FLOPs of the ``embedded`` formulation over the exact FLOPs."""
-    return math.prod(e / k for e, k in zip(_extent(tile, kernel_size, stride, dilation), kernel_size))
+def _tile_bias(bias: torch.Tensor | None, tile: Sequence[int]) -> torch.Tensor | None:
+    """Bias as (O, *tile) (or (O, 1, ...) if shared), to add to an (N, O, *tile, *tiles) stack."""
+    if bias is None:
+        return None
+    d = len(tile)
+    b = bias.view(-1, *(1,) * d) if bias.dim() == 1 else bias.movedim(-1, 0)
+    return b.reshape(*b.shape, *(1,) * d)
 
 
-def choose(weight: torch.Tensor, stride: Sequence[int], dilation: Sequence[int]) -> str:
-    """The formulation to use for this weight shape: ``embedded`` or ``per_offset``.
+def _interleave(
+    parts: list[torch.Tensor], tile: Sequence[int], out_size: Sequence[int]
+) -> torch.Tensor:
+    """R parts (N, O, *ceil((out - r) / t)), in offset order -> (N, O, *out_size).
 
-    ``unfold_matmul`` is never chosen: its patch copy made it the slowest of the three on every
-    measured shape; it stays for the benchmark's comparison.
+    With int sizes: zero-extend each part to whole tiles, stack, depth-to-space. With symbolic
+    sizes (export with a dynamic spatial size) those amounts would guard on the size's parity, so
+    the parts are slice-scattered into zeros instead (out of place, R output-sized copies).
+    """
+    n, o = parts[0].shape[:2]
+    tiles = [-(-s // t) for s, t in zip(out_size, tile, strict=False)]
+    if all(isinstance(s, int) for s in out_size):
+        padded = []
+        for part in parts:
+            short = [
+                amount
+                for q, m in zip(reversed(tiles), reversed(part.shape[2:]), strict=False)
+                for amount in (0, q - m)
+            ]
+            padded.append(F.pad(part, short) if any(short) else part)
+        return _depth_to_space(torch.stack(padded, 2).unflatten(2, tile), tile, out_size)
+    out = parts[0].new_zeros((n, o, *out_size))
+    for offset, part in zip(itertools.product(*(range(t) for t in tile)), parts, strict=False):
+        out = _scatter(out, part, offset, tile, 2)
+    return out
+
+
+def _scatter(
+    out: torch.Tensor, part: torch.Tensor, offset: Sequence[int], tile: Sequence[int], dim: int
+) -> torch.Tensor:
+    """``out[..., r::t, ...] = part`` over dimensions ``dim`` and after, out of place."""
+    if dim == out.dim():
+        return part
+    j = dim - 2
+    inner = out[(slice(None),) * dim + (slice(offset[j], None, tile[j]),)]
+    return out.slice_scatter(
+        _scatter(inner, part, offset, tile, dim + 1), dim, offset[j], None, tile[j]
+    )
+
+
+def per_offset(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None,
+    stride: Sequence[int],
+    dilation: Sequence[int],
+    groups: int,
+    out_size: Sequence[int],
+) -> torch.Tensor:
+    """R strided convolutions, one per tile offset, zero-extended to Q, stacked, interleaved.
+
+    Offset r has exactly ceil((out - r) / t) outputs, so the convolutions do the layer's FLOPs.
     """
     d = (weight.dim() - 2) // 2
-    ratio = embedded_flop_ratio(weight.shape[:d], weight.shape[d + 2 :], stride, dilation)
-    return "embedded" if ratio <= EMBEDDED_MAX_FLOP_RATIO else "per_offset"
+    tile = tuple(weight.shape[:d])
+    n, out_channels = x.shape[0], weight.shape[d]
+    tiles = [-(-o // t) for o, t in zip(out_size, tile, strict=False)]
+    tile_stride = tuple(t * s for t, s in zip(tile, stride, strict=False))
+    parts = []
+    for offset in itertools.product(*(range(t) for t in tile)):
+        counts = [-(-(o - r) // t) for o, r, t in zip(out_size, offset, tile, strict=False)]
+        if min(counts) <= 0:  # the tile is wider than the output here: no such positions
+            parts.append(x.new_zeros((n, out_channels, *tiles)))
+            continue
+        crop = tuple(slice(r * s, None) for r, s in zip(offset, stride, strict=True))
+        shifted = x[(slice(None), slice(None)) + crop]
+        b = bias if bias is None or bias.dim() == 1 else bias[offset]
+        parts.append(_CONV[d](shifted, weight[offset], b, tile_stride, 0, tuple(dilation), groups))
+    return _interleave(parts, tile, out_size)
+
+
+def embedded_kernel(
+    weight: torch.Tensor, stride: Sequence[int], dilation: Sequence[int]
+) -> torch.Tensor:
+    """(*tile, O, C/g, *k) -> (O * R, C/g, *extent): kernel r dilated and zero-placed at r*s.
+
+    Built with ``F.pad`` and ``torch.stack`` (no writes into a buffer). Channel ``o * R + r``
+    holds kernel r of output channel o, so each group's output channels stay contiguous.
+    """
+    d = (weight.dim() - 2) // 2
+    tile, kernel_size = tuple(weight.shape[:d]), tuple(weight.shape[d + 2 :])
+    extent = [
+        (t - 1) * s + (k - 1) * dl + 1
+        for t, k, s, dl in zip(tile, kernel_size, stride, dilation, strict=False)
+    ]
+    w = weight
+    for j, (k, dl) in enumerate(zip(kernel_size, dilation, strict=False)):
+        if dl > 1:  # insert dl - 1 zeros between taps along kernel dimension j
+            dim = d + 2 + j
+            w = torch.stack([w, *[torch.zeros_like(w)] * (dl - 1)], dim + 1).flatten(dim, dim + 1)
+            w = w.narrow(dim, 0, (k - 1) * dl + 1)
+    placed = []
+    for offset in itertools.product(*(range(t) for t in tile)):
+        pads = []
+        for j in reversed(range(d)):
+            before = offset[j] * stride[j]
+            pads += [before, extent[j] - before - w.shape[d + 2 + j]]
+        placed.append(F.pad(w[offset], pads))
+    big = torch.stack(placed, 1)  # (O, R, C/g, *extent)
+    return big.flatten(0, 1)
 
 
 def embedded(
@@ -68,40 +189,14 @@ def embedded(
     """One convolution with all R kernels embedded at their offsets, then depth-to-space."""
     d = (weight.dim() - 2) // 2
     tile, kernel_size = tuple(weight.shape[:d]), tuple(weight.shape[d + 2 :])
-    out_channels, group_channels = weight.shape[d], weight.shape[d + 1]
-    n, r = x.shape[0], math.prod(tile)
-    extent = _extent(tile, kernel_size, stride, dilation)
-
-    # Channel o * R + r holds kernel r of output channel o: o-major keeps each group's channels
-    # contiguous, as a grouped convolution needs.
-    big = weight.new_zeros((out_channels, *tile, group_channels, *extent))
-    for offset in itertools.product(*(range(t) for t in tile)):
-        taps = tuple(slice(o * s, o * s + (k - 1) * dl + 1, dl)
-                     for o, s, k, dl in zip(offset, stride, kernel_size, dilation))
-        big[(slice(None), *offset, slice(None), *taps)] = weight[offset]
-    big = big.reshape(out_channels * r, group_channels, *extent)
-    if bias is None:
-        big_bias = None
-    elif bias.dim() == 1:
-        big_bias = bias.repeat_interleave(r)
-    else:
-        big_bias = bias.movedim(-1, 0).reshape(out_channels * r)
-
-    # Whole tiles: pad the end so that the last tile's unused outputs still have an input.
-    tiles = [-(-o // t) for o, t in zip(out_size, tile)]
-    need = [(q * t - 1) * s + (k - 1) * dl + 1
-            for q, t, s, k, dl in zip(tiles, tile, stride, kernel_size, dilation)]
-    extra = [max(0, m - have) for m, have in zip(need, x.shape[2:])]
-    if any(extra):
-        x = F.pad(x, [amount for e in reversed(extra) for amount in (0, e)])
-    tile_stride = tuple(t * s for t, s in zip(tile, stride))
-    y = _CONV[d](x, big, big_bias, tile_stride, 0, 1, groups)  # (N, O*R, *tiles)
-
-    # Depth-to-space: (N, O, *tile, *tiles) -> (N, O, tiles_0, tile_0, tiles_1, tile_1, ...).
-    y = y.view(n, out_channels, *tile, *tiles)
-    y = y.permute(0, 1, *(i for j in range(d) for i in (2 + d + j, 2 + j)))
-    y = y.reshape(n, out_channels, *(q * t for q, t in zip(tiles, tile)))
-    return y[(slice(None), slice(None), *(slice(0, o) for o in out_size))]
+    out_channels = weight.shape[d]
+    x, tiles = _whole_tiles(x, tile, kernel_size, stride, dilation, out_size)
+    tile_stride = tuple(t * s for t, s in zip(tile, stride, strict=False))
+    y = _CONV[d](x, embedded_kernel(weight, stride, dilation), None, tile_stride, 0, 1, groups)
+    y = y[(slice(None), slice(None)) + tuple(slice(0, q) for q in tiles)]
+    y = y.unflatten(1, (out_channels, *tile))  # (N, O, *tile, *tiles)
+    b = _tile_bias(bias, tile)
+    return _depth_to_space(y if b is None else y + b, tile, out_size)
 
 
 def unfold_matmul(
@@ -113,33 +208,51 @@ def unfold_matmul(
     groups: int,
     out_size: Sequence[int],
 ) -> torch.Tensor:
-    """One patch copy per tile offset, then one (g-batched) matrix product per offset."""
+    """One patch copy, then one (g-batched) matrix product per offset, stacked and interleaved."""
     d = (weight.dim() - 2) // 2
     tile, kernel_size = tuple(weight.shape[:d]), tuple(weight.shape[d + 2 :])
     out_channels, group_channels = weight.shape[d], weight.shape[d + 1]
     n, og = x.shape[0], out_channels // groups
+    x, tiles = _whole_tiles(x, tile, kernel_size, stride, dilation, out_size)
     spatial_first = x.permute(*range(2, 2 + d), 0, 1)
-    windows = reference.unfold_windows(spatial_first, kernel_size, stride, dilation)
-    windows = windows[(*(slice(0, o) for o in out_size),)]  # (*out, N, C, *k)
-    out = x.new_empty((n, out_channels, *out_size))
-    for offset in itertools.product(*(range(min(t, o)) for t, o in zip(tile, out_size))):
-        select = tuple(slice(r, None, t) for r, t in zip(offset, tile))
-        part = windows[select]  # (*q, N, C, *k)
-        q = part.shape[:d]
+    windows = reference.unfold_windows(
+        spatial_first, kernel_size, stride, dilation
+    )  # (*out, N, C, *k)
+    parts = []
+    for offset in itertools.product(*(range(t) for t in tile)):
+        part = windows[
+            tuple(slice(r, r + q * t, t) for r, t, q in zip(offset, tile, tiles, strict=False))
+        ]
         rows = part.reshape(-1, groups, group_channels * math.prod(kernel_size)).transpose(0, 1)
         kernels = weight[offset].reshape(groups, og, -1).transpose(1, 2)
-        y = torch.bmm(rows, kernels)  # (g, prod(q) * N, O/g)
-        y = y.view(groups, *q, n, og).permute(d + 1, 0, d + 2, *range(1, d + 1))
-        y = y.reshape(n, out_channels, *q)
-        if bias is not None:
-            b = bias if bias.dim() == 1 else bias[offset]
-            y = y + b.view(out_channels, *(1,) * d)
-        out[(slice(None), slice(None), *select)] = y
-    return out
+        y = torch.bmm(rows, kernels)  # (g, prod(Q) * N, O/g)
+        parts.append(
+            y.view(groups, *tiles, n, og)
+            .permute(d + 1, 0, d + 2, *range(1, d + 1))
+            .reshape(n, out_channels, *tiles)
+        )
+    y = torch.stack(parts, 2).unflatten(2, tile)
+    b = _tile_bias(bias, tile)
+    return _depth_to_space(y if b is None else y + b, tile, out_size)
 
 
-FORMULATIONS = {
-    "per_offset": reference.tiled_conv,
+Formulation = Callable[..., torch.Tensor]
+
+#: The formulation dispatch runs (see the module docstring for why it does not depend on shape).
+CHOSEN = "per_offset"
+
+FORMULATIONS: dict[str, Formulation] = {
+    "per_offset": per_offset,
     "embedded": embedded,
     "unfold_matmul": unfold_matmul,
 }
+
+
+def embedded_flop_ratio(
+    tile: Sequence[int], kernel_size: Sequence[int], stride: Sequence[int], dilation: Sequence[int]
+) -> float:
+    """FLOPs of ``embedded`` over the exact FLOPs: prod(extent / k)."""
+    return math.prod(
+        ((t - 1) * s + (k - 1) * dl + 1) / k
+        for t, k, s, dl in zip(tile, kernel_size, stride, dilation, strict=False)
+    )

@@ -23,6 +23,7 @@ from locality._arguments import (
     ntuple,
     padding_amounts,
 )
+from locality._memory import check_allocation
 
 
 class _ConnectivityNd(nn.Module):
@@ -32,6 +33,8 @@ class _ConnectivityNd(nn.Module):
     _defaults = {"stride": 1, "padding": 0, "dilation": 1, "groups": 1, "padding_mode": "zeros"}
 
     _d: int  # number of spatial dimensions, set by the public 1d/2d/3d classes
+    weight: nn.Parameter
+    bias: nn.Parameter | None
 
     def __init__(
         self,
@@ -61,7 +64,9 @@ class _ConnectivityNd(nn.Module):
         self.padding_mode = check_padding_mode(padding_mode, where)
         # Validates padding (and 'same' with stride > 1) now rather than at the first forward.
         self._pads = padding_amounts(padding, self.kernel_size, self.stride, self.dilation, where)
-        self.padding = padding if isinstance(padding, str) else ntuple(padding, d, "padding", minimum=0)
+        self.padding = (
+            padding if isinstance(padding, str) else ntuple(padding, d, "padding", minimum=0)
+        )
         self.shared_bias = bool(shared_bias)
         self._allocate(bias, {"device": device, "dtype": dtype})
 
@@ -72,6 +77,9 @@ class _ConnectivityNd(nn.Module):
     def _allocate(self, bias: bool, factory_kwargs: dict) -> None:
         grid = self._grid()
         shape = (*grid, self.out_channels, self.in_channels // self.groups, *self.kernel_size)
+        check_allocation(
+            shape, factory_kwargs["dtype"], factory_kwargs["device"], type(self).__name__
+        )
         self.weight = nn.Parameter(torch.empty(shape, **factory_kwargs))
         if bias:
             bias_shape = (self.out_channels,) if self.shared_bias else (*grid, self.out_channels)

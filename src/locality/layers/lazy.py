@@ -6,11 +6,15 @@ class after the first forward (or a dry run), so it can then be saved, loaded an
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 from torch import nn
 from torch.nn.modules.lazy import LazyModuleMixin
 
 from locality._arguments import IntOrTuple, Padding, check_channels
+from locality._memory import check_allocation
+from locality.layers._base import _ConnectivityNd
 from locality.layers.local import (
     LocallyConnected1d,
     LocallyConnected2d,
@@ -20,13 +24,14 @@ from locality.layers.local import (
 from locality.layers.tiled import TiledConv1d, TiledConv2d, TiledConv3d, _TiledConvNd
 
 
-class _LazyConnectivity(LazyModuleMixin):
+class _LazyConnectivity(LazyModuleMixin, _ConnectivityNd):
     """Placeholder parameters until the first input says the sizes."""
 
+    # torch's stubs declare UninitializedParameter a Tensor; at run time it is a Parameter.
     def _allocate(self, bias: bool, factory_kwargs: dict) -> None:
-        self.weight = nn.UninitializedParameter(**factory_kwargs)
+        self.weight = nn.UninitializedParameter(**factory_kwargs)  # type: ignore[assignment]
         if bias:
-            self.bias = nn.UninitializedParameter(**factory_kwargs)
+            self.bias = nn.UninitializedParameter(**factory_kwargs)  # type: ignore[assignment]
         else:
             self.register_parameter("bias", None)
 
@@ -52,13 +57,14 @@ class _LazyConnectivity(LazyModuleMixin):
                 self._check_loaded_shape()
             return
         self._infer_sizes(input)
+        check_allocation(
+            self._weight_shape(), self.weight.dtype, self.weight.device, type(self).__name__
+        )
         with torch.no_grad():
-            self.weight.materialize(self._weight_shape())
+            cast(nn.UninitializedParameter, self.weight).materialize(self._weight_shape())
             if self.bias is not None:
-                self.bias.materialize(
-                    (self.out_channels,)
-                    if self.shared_bias
-                    else (*self._grid(), self.out_channels)
+                cast(nn.UninitializedParameter, self.bias).materialize(
+                    (self.out_channels,) if self.shared_bias else (*self._grid(), self.out_channels)
                 )
             self.reset_parameters()
 
@@ -91,8 +97,19 @@ class _LazyLocallyConnectedNd(_LazyConnectivity, _LocallyConnectedNd):
         dtype=None,
     ) -> None:
         super().__init__(
-            groups, out_channels, kernel_size, 1, stride, padding, dilation, groups, bias,
-            padding_mode, shared_bias, device, dtype,
+            groups,
+            out_channels,
+            kernel_size,
+            1,
+            stride,
+            padding,
+            dilation,
+            groups,
+            bias,
+            padding_mode,
+            shared_bias,
+            device,
+            dtype,
         )
         self.in_channels, self.input_size = 0, None  # type: ignore[assignment]  # first input
 
@@ -118,20 +135,34 @@ class _LazyTiledConvNd(_LazyConnectivity, _TiledConvNd):
         dtype=None,
     ) -> None:
         super().__init__(
-            groups, out_channels, kernel_size, tile_size, stride, padding, dilation, groups, bias,
-            padding_mode, shared_bias, device, dtype,
+            groups,
+            out_channels,
+            kernel_size,
+            tile_size,
+            stride,
+            padding,
+            dilation,
+            groups,
+            bias,
+            padding_mode,
+            shared_bias,
+            device,
+            dtype,
         )
         self.in_channels = 0  # set by the first input
 
 
-def _lazy(base: type, target: type) -> type:
+def _lazy(base: type[_LazyConnectivity], target: type[_ConnectivityNd]) -> type:
     doc = (
-        f"A :class:`{target.__name__}` whose ``in_channels``"
+        f"A ``{target.__name__}`` whose ``in_channels``"
         + (" and ``input_size`` are" if base is _LazyLocallyConnectedNd else " is")
-        + f" inferred from the first input. Becomes a :class:`{target.__name__}` after it."
+        + f" inferred from the first input. Becomes a ``{target.__name__}`` after it."
     )
-    return type(f"Lazy{target.__name__}", (base,), {"_d": target._d, "cls_to_become": target,
-                                                   "__doc__": doc, "__module__": __name__})
+    return type(
+        f"Lazy{target.__name__}",
+        (base,),
+        {"_d": target._d, "cls_to_become": target, "__doc__": doc, "__module__": __name__},
+    )
 
 
 LazyLocallyConnected1d = _lazy(_LazyLocallyConnectedNd, LocallyConnected1d)

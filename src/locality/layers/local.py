@@ -33,13 +33,27 @@ class _LocallyConnectedNd(_ConnectivityNd):
     ) -> None:
         self.input_size = ntuple(input_size, self._d, "input_size", where=type(self).__name__)
         super().__init__(
-            in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
-            shared_bias, padding_mode, device, dtype,
+            in_channels,
+            out_channels,
+            kernel_size,
+            stride,
+            padding,
+            dilation,
+            groups,
+            bias,
+            shared_bias,
+            padding_mode,
+            device,
+            dtype,
         )
 
     def _grid(self) -> tuple[int, ...]:
         self.output_size = output_size(
-            self.input_size, self.kernel_size, self.stride, self._pads, self.dilation,
+            self.input_size,
+            self.kernel_size,
+            self.stride,
+            self._pads,
+            self.dilation,
             where=type(self).__name__,
         )
         return self.output_size
@@ -71,7 +85,7 @@ class _LocallyConnectedNd(_ConnectivityNd):
         Afterwards this layer gives the Keras layer's outputs on the same input (channels first).
         Any ``implementation`` (1, 2, 3) and ``data_format``; numpy arrays or tensors. Keras
         ``padding="same"`` corresponds to ``padding=kernel_size // 2`` here. See
-        :mod:`locality.interop.keras` for the layouts.
+        ``locality.interop.keras`` for the layouts.
         """
         from locality.interop import keras
 
@@ -93,8 +107,11 @@ _ARGS_DOC = """
         kernel_size: size of each position's kernel (int or tuple).
         input_size: spatial size of the input (int or tuple); fixed, since every output position
             owns its kernel.
-        stride, padding, dilation, groups: as in ``torch.nn.Conv{d}d``; padding may be an int, a
-            tuple, ``"valid"`` or ``"same"`` (stride 1).
+        stride: as in ``torch.nn.Conv{d}d``.
+        padding: as in ``torch.nn.Conv{d}d``: an int, a tuple, ``"valid"`` or ``"same"``
+            (stride 1).
+        dilation: as in ``torch.nn.Conv{d}d``.
+        groups: as in ``torch.nn.Conv{d}d``.
         bias: add a learnable bias. Default ``True``.
         padding_mode: ``"zeros"``, ``"reflect"``, ``"replicate"`` or ``"circular"``.
         shared_bias: one bias per output channel shared over positions (Lasagne's
@@ -110,8 +127,8 @@ _ARGS_DOC = """
         weight: ``(*output_size, C_out, C_in // groups, *kernel_size)``; ``weight[p]`` is the
             ``Conv{d}d`` weight used at output position ``p`` (position-major, so the batched
             product over positions reads it without a copy). Initialised from
-            ``U(-1/sqrt(fan_in), 1/sqrt(fan_in))`` with ``fan_in = C_in / groups * prod(kernel_size)``,
-            as ``Conv{d}d``.
+            ``U(-1/sqrt(fan_in), 1/sqrt(fan_in))`` with
+            ``fan_in = C_in / groups * prod(kernel_size)``, as ``Conv{d}d``.
         bias: ``(*output_size, C_out)``, or ``(C_out,)`` with ``shared_bias=True``; same init.
 """
 
@@ -130,12 +147,15 @@ class LocallyConnected3d(_LocallyConnectedNd):
 
 _SPATIAL = {1: ("L", "L_out"), 2: ("H, W", "H_out, W_out"), 3: ("D, H, W", "D_out, H_out, W_out")}
 for _d, _cls in ((1, LocallyConnected1d), (2, LocallyConnected2d), (3, LocallyConnected3d)):
+    _size = (6,) * _d if _d > 1 else 6
     _cls.__doc__ = (
         f"Applies a {_d}-D locally connected (unshared) convolution over an input signal.\n\n"
-        f"    Like ``torch.nn.Conv{_d}d``, but each output position has its own kernel: unfold the\n"
-        f"    input into patches, multiply the patch at position ``p`` by ``weight[p]``, fold.\n"
+        f"    Like ``torch.nn.Conv{_d}d``, but each output position has its own kernel: unfold\n"
+        f"    the input into patches, multiply the patch at position ``p`` by ``weight[p]``,\n"
+        f"    fold.\n"
         + _ARGS_DOC.format(d=_d, spatial=_SPATIAL[_d][0], spatial_out=_SPATIAL[_d][1])
-        + f"\n    Example::\n\n        >>> layer = LocallyConnected{_d}d(4, 8, 3, input_size={(6,) * _d if _d > 1 else 6})\n"
+        + "\n    Example::\n\n"
+        f"        >>> layer = LocallyConnected{_d}d(4, 8, 3, input_size={_size})\n"
         f"        >>> layer(torch.randn(2, 4, {', '.join(['6'] * _d)})).shape\n"
         f"        torch.Size([2, 8, {', '.join(['4'] * _d)}])\n"
     )

@@ -28,8 +28,18 @@ class _TiledConvNd(_ConnectivityNd):
     ) -> None:
         self.tile_size = ntuple(tile_size, self._d, "tile_size", where=type(self).__name__)
         super().__init__(
-            in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
-            shared_bias, padding_mode, device, dtype,
+            in_channels,
+            out_channels,
+            kernel_size,
+            stride,
+            padding,
+            dilation,
+            groups,
+            bias,
+            shared_bias,
+            padding_mode,
+            device,
+            dtype,
         )
 
     def _grid(self) -> tuple[int, ...]:
@@ -60,9 +70,16 @@ for _d, _cls in ((1, TiledConv1d), (2, TiledConv2d), (3, TiledConv3d)):
     a tile as large as the output is a locally connected layer. Works on inputs of any size.
 
     Args:
-        in_channels, out_channels, kernel_size: as in ``torch.nn.Conv{_d}d``.
+        in_channels: channels of the input.
+        out_channels: channels of the output.
+        kernel_size: size of each kernel (int or tuple).
         tile_size: period of the kernel map, per dimension (int or tuple, >= 1).
-        stride, padding, dilation, groups, bias, padding_mode: as in ``torch.nn.Conv{_d}d``.
+        stride: as in ``torch.nn.Conv{_d}d``.
+        padding: as in ``torch.nn.Conv{_d}d``: an int, a tuple, ``"valid"`` or ``"same"``.
+        dilation: as in ``torch.nn.Conv{_d}d``.
+        groups: as in ``torch.nn.Conv{_d}d``.
+        bias: add a learnable bias. Default ``True``.
+        padding_mode: ``"zeros"``, ``"reflect"``, ``"replicate"`` or ``"circular"``.
         shared_bias: one bias per output channel instead of one per channel and tile offset.
 
     Shape:
@@ -81,6 +98,6 @@ for _d, _cls in ((1, TiledConv1d), (2, TiledConv2d), (3, TiledConv3d)):
     Example::
 
         >>> layer = TiledConv{_d}d(4, 8, 3, tile_size=2, padding=1)
-        >>> layer(torch.randn(2, 4, {', '.join(['7'] * _d)})).shape
-        torch.Size([2, 8, {', '.join(['7'] * _d)}])
+        >>> layer(torch.randn(2, 4, {", ".join(["7"] * _d)})).shape
+        torch.Size([2, 8, {", ".join(["7"] * _d)}])
 """

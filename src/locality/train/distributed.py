@@ -36,17 +36,21 @@ class Context:
 
 
 def resolve_device(device: str | torch.device | None, local_rank: int = 0) -> torch.device:
-    """``"auto"`` or ``None``: CUDA when available, else CPU; ``"cuda"`` becomes ``cuda:local_rank``."""
+    """``"auto"``/``None``: CUDA if available, else CPU; ``"cuda"`` becomes ``cuda:local_rank``."""
     name = "auto" if device is None else str(device)
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     try:
         resolved = torch.device(name)
-    except RuntimeError as error:
-        raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {device!r}") from error
+    except RuntimeError:
+        resolved = None
+    if resolved is None or resolved.type not in ("cpu", "cuda"):
+        raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {device!r}")
     if resolved.type == "cuda":
         if not torch.cuda.is_available():
-            raise ValueError(f"device {device!r} asked for CUDA, but torch.cuda.is_available() is False")
+            raise ValueError(
+                f"device {device!r} asked for CUDA, but torch.cuda.is_available() is False"
+            )
         if resolved.index is None:
             resolved = torch.device("cuda", local_rank)
     return resolved
@@ -56,7 +60,9 @@ def current(device: str | torch.device | None = None) -> Context:
     """The context of this process: the initialised process group if there is one, else alone."""
     if dist.is_available() and dist.is_initialized():
         local_rank = int(os.environ.get("LOCAL_RANK", dist.get_rank()))
-        return Context(dist.get_rank(), dist.get_world_size(), local_rank, resolve_device(device, local_rank))
+        return Context(
+            dist.get_rank(), dist.get_world_size(), local_rank, resolve_device(device, local_rank)
+        )
     return Context(0, 1, 0, resolve_device(device))
 
 
@@ -109,3 +115,12 @@ def mean_over_ranks(value: float, context: Context) -> float:
     tensor = torch.tensor([value], dtype=torch.float64, device=context.device)
     dist.all_reduce(tensor)
     return tensor.item() / context.world_size
+
+
+def agree(value: int, context: Context) -> bool:
+    """Whether every process holds the same integer ``value`` (always true when alone)."""
+    if context.world_size == 1:
+        return True
+    tensor = torch.tensor([value, -value], dtype=torch.int64, device=context.device)
+    dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
+    return tensor[0].item() == -tensor[1].item()

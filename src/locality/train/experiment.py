@@ -29,6 +29,7 @@ import torch
 
 from locality.train import data as datasets
 from locality.train.data import Data
+from locality.train.distributed import resolve_device
 from locality.train.loop import TrainConfig, evaluate, train_family
 from locality.train.models import FAMILIES
 
@@ -54,6 +55,9 @@ PUBLISHED: dict[str, dict[str, float]] = {
 }
 PUBLISHED_PARAMETERS: dict[str, int] = {"dense": 15_210, "conv": 5_210}
 
+# The settings that change a run's result; a finished run is reused only if they all match.
+_SETTINGS = ("steps", "batch_size", "lr", "weight_decay", "seed")
+
 
 @dataclass(frozen=True)
 class Job:
@@ -75,7 +79,11 @@ def parse_models(spec: str) -> tuple[tuple[str, int | None], ...]:
     models = []
     for item in (part.strip() for part in spec.split(",")):
         family, _, tile = item.partition("-")
-        if family not in FAMILIES or (family == "tiled") != bool(tile) or (tile and not tile.isdigit()):
+        if (
+            family not in FAMILIES
+            or (family == "tiled") != bool(tile)
+            or (tile and not tile.isdigit())
+        ):
             raise ValueError(
                 f"models: each entry must be one of dense, locally_connected, conv or tiled-T with "
                 f"an int T >= 1, got {item!r} in {spec!r}"
@@ -117,12 +125,19 @@ def run_experiment(
         The table rows, as written to ``<name>.json``.
     """
     if name not in EXPERIMENTS:
-        raise ValueError(f"run_experiment: name must be one of {', '.join(EXPERIMENTS)}, got {name!r}")
-    for arg, value, least in (("seeds", seeds, 1), ("max_shift", max_shift, 0), ("workers", workers, 1),
-                              ("threads", threads, 1)):
+        raise ValueError(
+            f"run_experiment: name must be one of {', '.join(EXPERIMENTS)}, got {name!r}"
+        )
+    for arg, value, least in (
+        ("seeds", seeds, 1),
+        ("max_shift", max_shift, 0),
+        ("workers", workers, 1),
+        ("threads", threads, 1),
+    ):
         if isinstance(value, bool) or not isinstance(value, int) or value < least:
             raise ValueError(f"run_experiment: {arg} must be an int >= {least}, got {value!r}")
     config = config or TrainConfig()
+    resolve_device(device)
     out = Path(out_dir)
     # Seed-major, so that an interrupted experiment has whole seeds done for every model.
     jobs = [
@@ -132,6 +147,8 @@ def run_experiment(
         for family, tile in models
     ]
     pending = [job for job in jobs if not _run_file(out, job).is_file()]
+    for job in (job for job in jobs if job not in pending):
+        _check_finished(_run_file(out, job), replace(config, seed=job.seed), max_shift)
     loaded = {dataset: datasets.load(dataset) for dataset in {job.dataset for job in pending}}
     tasks = [(job, loaded[job.dataset], config, max_shift, device, threads) for job in pending]
 
@@ -158,6 +175,19 @@ def _run_file(out: Path, job: Job) -> Path:
     return out / "runs" / f"{job.key}.json"
 
 
+def _check_finished(path: Path, config: TrainConfig, max_shift: int) -> None:
+    """Refuse to mix a run finished with other settings into this experiment's table."""
+    record = json.loads(path.read_text())
+    saved = {key: record.get("config", {}).get(key) for key in _SETTINGS}
+    wanted = {key: getattr(config, key) for key in _SETTINGS}
+    shifts = len(record.get("shift_accuracy", ())) - 1
+    if saved != wanted or shifts != max_shift:
+        raise ValueError(
+            f"run_experiment: {path} was trained with {saved} and max_shift {shifts}, not "
+            f"{wanted} and max_shift {max_shift}; use another out_dir or delete it"
+        )
+
+
 def _finished(tasks: list[tuple], workers: int) -> Iterator[tuple[Job, dict]]:
     """``(job, record)`` for each task as it finishes, in this process or in a pool of workers."""
     if workers == 1:
@@ -175,17 +205,23 @@ def _run_job(task: tuple[Job, Data, TrainConfig, int, str, int]) -> dict:
     """Train one run; return its result with the accuracy under each test-time shift."""
     job, data, config, max_shift, device, threads = task
     torch.set_num_threads(threads)
+    config = replace(config, seed=job.seed)
     model, result = train_family(
-        job.family, data, replace(config, seed=job.seed), tile_size=job.tile_size,
-        device=device, progress=False,
+        job.family, data, config, tile_size=job.tile_size, device=device, progress=False
     )
     device_ = next(model.parameters()).device
     x_test, y_test = data.x_test.to(device_), data.y_test.to(device_)
-    shift_accuracy = [evaluate(model, torch.roll(x_test, s, dims=-1), y_test)[1] for s in range(max_shift + 1)]
+    shift_accuracy = [
+        evaluate(model, torch.roll(x_test, s, dims=-1), y_test)[1] for s in range(max_shift + 1)
+    ]
     record = asdict(result)
     record.update(
-        family=job.family, tile_size=job.tile_size, shift_accuracy=shift_accuracy,
-        machine=machine(), device=str(device_),
+        family=job.family,
+        tile_size=job.tile_size,
+        config=asdict(config),
+        shift_accuracy=shift_accuracy,
+        machine=machine(),
+        device=str(device_),
     )
     return record
 
@@ -194,25 +230,31 @@ def summarise(records: Sequence[dict]) -> list[dict]:
     """One row per (dataset, model) in the schema of ``docs/results/mnist1d.json``."""
     groups: dict[tuple, list[dict]] = {}
     for record in records:
-        groups.setdefault((record["dataset"], record["family"], record["tile_size"]), []).append(record)
+        groups.setdefault((record["dataset"], record["family"], record["tile_size"]), []).append(
+            record
+        )
     rows = []
     for (dataset, family, tile), runs in groups.items():
         accuracies = [run["test_accuracy"] for run in runs]
-        rows.append({
-            "model": family,
-            "tile_size": tile,
-            "dataset": dataset,
-            "test_accuracy_mean": statistics.fmean(accuracies),
-            "test_accuracy_std": statistics.stdev(accuracies) if len(runs) > 1 else 0.0,
-            "seeds": len(runs),
-            "parameters": runs[0]["parameters"],
-            "train_seconds": statistics.fmean(run["train_seconds"] for run in runs),
-        })
+        rows.append(
+            {
+                "model": family,
+                "tile_size": tile,
+                "dataset": dataset,
+                "test_accuracy_mean": statistics.fmean(accuracies),
+                "test_accuracy_std": statistics.stdev(accuracies) if len(runs) > 1 else 0.0,
+                "seeds": len(runs),
+                "parameters": runs[0]["parameters"],
+                "train_seconds": statistics.fmean(run["train_seconds"] for run in runs),
+            }
+        )
     return rows
 
 
-def markdown_table(rows: Sequence[dict], records: Sequence[dict], config: TrainConfig, seeds: int, max_shift: int) -> str:
-    """The results as Markdown: the table, the shift table, the settings, the command and machine."""
+def markdown_table(
+    rows: Sequence[dict], records: Sequence[dict], config: TrainConfig, seeds: int, max_shift: int
+) -> str:
+    """The results as Markdown: the table, the shift table, settings, command and machine."""
     lines = [
         "| dataset | model | parameters | test accuracy (mean ± std) | published | train s / run |",
         "|---|---|---:|---:|---:|---:|",
@@ -223,9 +265,19 @@ def markdown_table(rows: Sequence[dict], records: Sequence[dict], config: TrainC
         lines.append(
             f"| {row['dataset']} | {model} | {row['parameters']:,} | "
             f"{100 * row['test_accuracy_mean']:.1f} ± {100 * row['test_accuracy_std']:.1f}% | "
-            f"{f'{100 * published:.0f}%' if published is not None else ''} | {row['train_seconds']:.1f} |"
+            f"{f'{100 * published:.0f}%' if published is not None else ''} | "
+            f"{row['train_seconds']:.1f} |"
         )
+    if any(row["dataset"] in PUBLISHED for row in rows):
+        lines += [
+            "",
+            "Published: the MNIST-1D README (Greydanus & Kobak, 2020). Their CNN has the conv "
+            f"family's layers ({PUBLISHED_PARAMETERS['conv']:,} parameters); their MLP has two "
+            f"hidden layers of 100 units ({PUBLISHED_PARAMETERS['dense']:,} parameters), not the "
+            "dense family's layer shapes.",
+        ]
     shifts = sorted({0, 1, 2, max_shift // 2, max_shift} & set(range(max_shift + 1)))
+    command = shlex.join(["locality", *sys.argv[1:]]) if sys.argv[1:] else "run_experiment(...)"
     lines += [
         "",
         "Test accuracy (mean over seeds) with the test inputs rolled by s positions along the last "
@@ -235,17 +287,26 @@ def markdown_table(rows: Sequence[dict], records: Sequence[dict], config: TrainC
         "|---|---|" + "---:|" * len(shifts),
     ]
     for row in (r for r in rows if not r["dataset"].endswith("-shuffled")):
-        runs = [r for r in records if (r["dataset"], r["family"], r["tile_size"]) == (row["dataset"], row["model"], row["tile_size"])]
+        runs = [
+            r
+            for r in records
+            if (r["dataset"], r["family"], r["tile_size"])
+            == (row["dataset"], row["model"], row["tile_size"])
+        ]
         curve = _mean_curve(runs)
         model = f"tiled (t={row['tile_size']})" if row["model"] == "tiled" else row["model"]
-        lines.append(f"| {row['dataset']} | {model} | " + " | ".join(f"{100 * curve[s]:.1f}%" for s in shifts) + " |")
+        lines.append(
+            f"| {row['dataset']} | {model} | "
+            + " | ".join(f"{100 * curve[s]:.1f}%" for s in shifts)
+            + " |"
+        )
     lines += [
         "",
         f"Settings: {seeds} seeds per model (0..{seeds - 1}), Adam lr {config.lr}, weight decay "
-        f"{config.weight_decay}, {config.steps} steps of batch {config.batch_size}; the accuracy is "
-        f"the final step's. Train seconds exclude evaluation.",
+        f"{config.weight_decay}, {config.steps} steps of batch {config.batch_size}; the accuracy "
+        "is the final step's. Train seconds exclude evaluation.",
         "",
-        f"Command: `{shlex.join(['locality', *sys.argv[1:]]) if sys.argv[1:] else 'run_experiment(...)'}`",
+        f"Command: `{command}`",
         "",
         "Machine: " + "; ".join(sorted({f"{r['machine']} ({r['device']})" for r in records})),
         "",
@@ -254,7 +315,8 @@ def markdown_table(rows: Sequence[dict], records: Sequence[dict], config: TrainC
 
 
 def _mean_curve(runs: Sequence[dict]) -> list[float]:
-    return [statistics.fmean(values) for values in zip(*(run["shift_accuracy"] for run in runs))]
+    curves = (run["shift_accuracy"] for run in runs)
+    return [statistics.fmean(values) for values in zip(*curves, strict=True)]
 
 
 def machine() -> str:
@@ -283,7 +345,9 @@ def _bar(total: int, initial: int, enabled: bool):
     try:
         from tqdm.auto import tqdm
     except ImportError as error:
-        raise ImportError("progress bars need tqdm: pip install 'locality[train]' (or --no-progress)") from error
+        raise ImportError(
+            "progress bars need tqdm: pip install 'locality[train]' (or --no-progress)"
+        ) from error
     return tqdm(total=total, initial=initial, desc="runs", unit="run", dynamic_ncols=True)
 
 
@@ -291,7 +355,11 @@ def _plot(name: str, rows: Sequence[dict], records: Sequence[dict], out: Path) -
     try:
         from locality.train import plots
     except ImportError as error:
-        print(f"experiment: skipping plots ({error}); pip install 'locality[plot]'", file=sys.stderr)
+        print(
+            f"experiment: skipping plots ({error}); pip install 'locality[plot]'", file=sys.stderr
+        )
         return
-    plots.accuracy_vs_parameters(rows, PUBLISHED, PUBLISHED_PARAMETERS).savefig(out / f"{name}_accuracy_vs_parameters.png", dpi=120)
+    plots.accuracy_vs_parameters(rows, PUBLISHED, PUBLISHED_PARAMETERS).savefig(
+        out / f"{name}_accuracy_vs_parameters.png", dpi=120
+    )
     plots.accuracy_vs_shift(records).savefig(out / f"{name}_accuracy_vs_shift.png", dpi=120)

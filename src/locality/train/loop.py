@@ -109,8 +109,14 @@ def train_family(
     torch.manual_seed(config.seed)
     model = build_model(family, data.input_shape, data.num_classes, tile_size=tile_size)
     result = train(
-        model, data, config, name=model_name(family, tile_size), run_dir=run_dir, resume=resume,
-        device=device, progress=progress,
+        model,
+        data,
+        config,
+        name=model_name(family, tile_size),
+        run_dir=run_dir,
+        resume=resume,
+        device=device,
+        progress=progress,
     )
     return model, result
 
@@ -152,9 +158,13 @@ def train(
     if resume and run_dir is None:
         raise ValueError("train: resume=True needs a run_dir to resume from")
     local_batch = config.batch_size // context.world_size
-    sampler = DistributedSampler(
-        range(len(data.y_train)), num_replicas=context.world_size, rank=context.rank,
-        shuffle=True, seed=config.seed, drop_last=True,
+    sampler: DistributedSampler[int] = DistributedSampler(
+        range(len(data.y_train)),  # type: ignore[arg-type]  # any sized sequence works
+        num_replicas=context.world_size,
+        rank=context.rank,
+        shuffle=True,
+        seed=config.seed,
+        drop_last=True,
     )
     steps_per_epoch = len(sampler) // local_batch
     if steps_per_epoch == 0:
@@ -169,16 +179,28 @@ def train(
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
 
     run_path = Path(run_dir) if run_dir is not None else None
-    start, history, train_seconds = 0, [], 0.0
+    history: list[dict] = []
+    start, train_seconds = 0, 0.0
     if resume and run_path is not None and (run_path / CHECKPOINT).is_file():
-        start, history, train_seconds = _load_checkpoint(run_path / CHECKPOINT, model, optimizer, config, context)
+        start, history, train_seconds = _load_checkpoint(
+            run_path / CHECKPOINT, model, optimizer, config, context
+        )
+    if not distributed.agree(start, context):
+        raise ValueError(
+            "train: the processes found different checkpoints to resume from (this one: step "
+            f"{start}); run_dir must be a folder that every process sees"
+        )
     if start > config.steps:
         raise ValueError(f"train: the checkpoint is at step {start}, past steps={config.steps}")
     parallel = distributed.wrap_model(model, context)
 
     bar = _progress_bar(config.steps, start, name, enabled=progress and context.is_main)
     window_loss, window_steps = 0.0, 0
-    test_loss, test_accuracy = (history[-1]["test_loss"], history[-1]["test_accuracy"]) if history else (math.nan, math.nan)
+    test_loss, test_accuracy = (
+        (history[-1]["test_loss"], history[-1]["test_accuracy"])
+        if history
+        else (math.nan, math.nan)
+    )
     batches = _batches(sampler, steps_per_epoch, local_batch, start)
     for step in range(start + 1, config.steps + 1):
         tick = time.perf_counter()
@@ -194,36 +216,55 @@ def train(
 
         if step % config.eval_every == 0 or step == config.steps:
             test_loss, test_accuracy = evaluate(model, x_test, y_test)
-            history.append({
-                "step": step,
-                "epoch": (step - 1) // steps_per_epoch,
-                "train_loss": distributed.mean_over_ranks(window_loss / window_steps, context),
-                "test_loss": test_loss,
-                "test_accuracy": test_accuracy,
-                "train_seconds": train_seconds,
-            })
+            history.append(
+                {
+                    "step": step,
+                    "epoch": (step - 1) // steps_per_epoch,
+                    "train_loss": distributed.mean_over_ranks(window_loss / window_steps, context),
+                    "test_loss": test_loss,
+                    "test_accuracy": test_accuracy,
+                    "train_seconds": train_seconds,
+                }
+            )
             window_loss, window_steps = 0.0, 0
             if bar is not None:
-                bar.set_postfix(loss=f"{history[-1]['train_loss']:.3f}", test_acc=f"{test_accuracy:.3f}")
-        if run_path is not None and context.is_main and (
-            step == config.steps or (config.checkpoint_every and step % config.checkpoint_every == 0)
+                bar.set_postfix(
+                    loss=f"{history[-1]['train_loss']:.3f}", test_acc=f"{test_accuracy:.3f}"
+                )
+        if (
+            run_path is not None
+            and context.is_main
+            and (
+                step == config.steps
+                or (config.checkpoint_every and step % config.checkpoint_every == 0)
+            )
         ):
-            _save_checkpoint(run_path / CHECKPOINT, model, optimizer, config, step, history, train_seconds)
+            _save_checkpoint(
+                run_path / CHECKPOINT, model, optimizer, config, step, history, train_seconds
+            )
         if bar is not None:
             bar.update(1)
     if bar is not None:
         bar.close()
 
     result = RunResult(
-        model=name, dataset=data.name, seed=config.seed, parameters=count_parameters(model),
-        steps=config.steps, test_accuracy=test_accuracy, train_seconds=train_seconds, history=history,
+        model=name,
+        dataset=data.name,
+        seed=config.seed,
+        parameters=count_parameters(model),
+        steps=config.steps,
+        test_accuracy=test_accuracy,
+        train_seconds=train_seconds,
+        history=history,
     )
     if run_path is not None and context.is_main:
         write_metrics(run_path, result, config, context)
     return result
 
 
-def _batches(sampler: DistributedSampler, steps_per_epoch: int, local_batch: int, start: int) -> Iterator[torch.Tensor]:
+def _batches(
+    sampler: DistributedSampler, steps_per_epoch: int, local_batch: int, start: int
+) -> Iterator[torch.Tensor]:
     """This process's batch indices for steps ``start + 1``, ``start + 2``, ...; partial batches at
     the end of an epoch are dropped so that every step has the same batch size."""
     epoch, offset = divmod(start, steps_per_epoch)
@@ -236,8 +277,10 @@ def _batches(sampler: DistributedSampler, steps_per_epoch: int, local_batch: int
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1000) -> tuple[float, float]:
-    """Mean cross-entropy and accuracy of ``model`` on inputs ``x`` ``(N, ...)``, labels ``y`` ``(N,)``."""
+def evaluate(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1000
+) -> tuple[float, float]:
+    """Mean cross-entropy and accuracy of ``model`` on inputs ``x`` ``(N, ...)``, labels ``y``."""
     was_training = model.training
     model.eval()
     total_loss, correct = 0.0, 0
@@ -270,8 +313,13 @@ def _comparable(config: TrainConfig) -> dict:
 
 
 def _save_checkpoint(
-    path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, config: TrainConfig, step: int,
-    history: list[dict], train_seconds: float,
+    path: Path,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    config: TrainConfig,
+    step: int,
+    history: list[dict],
+    train_seconds: float,
 ) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {
@@ -289,7 +337,11 @@ def _save_checkpoint(
 
 
 def _load_checkpoint(
-    path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, config: TrainConfig, context: Context
+    path: Path,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    config: TrainConfig,
+    context: Context,
 ) -> tuple[int, list[dict], float]:
     state = torch.load(path, map_location=context.device, weights_only=True)
     saved = _comparable(TrainConfig(**state["config"]))
@@ -303,7 +355,9 @@ def _load_checkpoint(
     return state["step"], list(state["history"]), float(state["train_seconds"])
 
 
-def write_metrics(run_dir: str | os.PathLike, result: RunResult, config: TrainConfig, context: Context) -> None:
+def write_metrics(
+    run_dir: str | os.PathLike, result: RunResult, config: TrainConfig, context: Context
+) -> None:
     """Write ``metrics.csv`` (one row per evaluation) and ``metrics.json`` (everything)."""
     run_path = Path(run_dir)
     run_path.mkdir(parents=True, exist_ok=True)

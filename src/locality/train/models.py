@@ -19,7 +19,7 @@ kernels, strides 1, 2, 2 and padding 1.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -54,9 +54,13 @@ SKELETONS: dict[int, tuple[LayerSpec, ...]] = {
     3: (LayerSpec(8, 3, 1, 1), LayerSpec(8, 3, 2, 1), LayerSpec(8, 3, 2, 1)),
 }
 
-_CONV = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}
-_LOCAL = {1: LocallyConnected1d, 2: LocallyConnected2d, 3: LocallyConnected3d}
-_TILED = {1: TiledConv1d, 2: TiledConv2d, 3: TiledConv3d}
+_CONV: dict[int, Callable[..., nn.Module]] = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}
+_LOCAL: dict[int, Callable[..., nn.Module]] = {
+    1: LocallyConnected1d,
+    2: LocallyConnected2d,
+    3: LocallyConnected3d,
+}
+_TILED: dict[int, Callable[..., nn.Module]] = {1: TiledConv1d, 2: TiledConv2d, 3: TiledConv3d}
 
 
 class FullyConnected(nn.Module):
@@ -108,12 +112,18 @@ def build_model(
     so seed ``torch`` before calling for a reproducible model.
     """
     if family not in FAMILIES:
-        raise ValueError(f"build_model: family must be one of {', '.join(FAMILIES)}, got {family!r}")
+        raise ValueError(
+            f"build_model: family must be one of {', '.join(FAMILIES)}, got {family!r}"
+        )
     if family == "tiled":
         if isinstance(tile_size, bool) or not isinstance(tile_size, int) or tile_size < 1:
-            raise ValueError(f"build_model: family 'tiled' needs a positive int tile_size, got {tile_size!r}")
+            raise ValueError(
+                f"build_model: family 'tiled' needs a positive int tile_size, got {tile_size!r}"
+            )
     elif tile_size is not None:
-        raise ValueError(f"build_model: tile_size is only for family 'tiled', got {tile_size!r} for {family!r}")
+        raise ValueError(
+            f"build_model: tile_size is only for family 'tiled', got {tile_size!r} for {family!r}"
+        )
     input_shape = tuple(input_shape)
     d = len(input_shape) - 1
     if d not in SKELETONS:
@@ -129,12 +139,15 @@ def build_model(
     channels, grid = input_shape[0], input_shape[1:]
     for spec in specs:
         k, s, p = (spec.kernel_size,) * d, (spec.stride,) * d, (spec.padding,) * d
-        out_grid = output_size(grid, k, s, ((spec.padding,) * 2,) * d, (1,) * d, where="build_model")
+        out_grid = output_size(
+            grid, k, s, ((spec.padding,) * 2,) * d, (1,) * d, where="build_model"
+        )
         if family == "conv":
             layer: nn.Module = _CONV[d](channels, spec.out_channels, k, stride=s, padding=p)
         elif family == "tiled":
             # A tile at least as large as the output is locally connected; capping it keeps
             # kernels that no position would use out of the parameter count.
+            assert tile_size is not None  # checked above
             tile = tuple(min(tile_size, n) for n in out_grid)
             layer = _TILED[d](channels, spec.out_channels, k, tile, stride=s, padding=p)
         elif family == "locally_connected":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import statistics
 from collections.abc import Mapping, Sequence
+from typing import cast
 
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
@@ -19,46 +20,64 @@ def accuracy_vs_parameters(
     rows: Sequence[Mapping],
     published: Mapping[str, Mapping[str, float]] | None = None,
     published_parameters: Mapping[str, int] | None = None,
-    ax: Axes | None = None,
 ) -> Figure:
-    """Mean test accuracy (error bar: std over seeds) against parameter count, log scale.
+    """Mean test accuracy (error bar: std over seeds) against parameter count, log scale, one
+    panel per dataset with a shared accuracy axis and the same style per model in every panel.
 
     ``rows`` are :func:`~locality.train.experiment.summarise` rows; ``published`` maps dataset ->
-    family -> accuracy and ``published_parameters`` family -> parameters, drawn as crosses.
+    family -> accuracy and ``published_parameters`` family -> parameters, drawn in black.
     """
-    fig, ax = _figure(ax)
     datasets = list(dict.fromkeys(row["dataset"] for row in rows))
-    for marker, dataset in zip(_MARKERS, datasets):
-        mine = [row for row in rows if row["dataset"] == dataset]
-        line = ax.errorbar(
-            [row["parameters"] for row in mine],
-            [row["test_accuracy_mean"] for row in mine],
-            yerr=[row["test_accuracy_std"] for row in mine],
-            fmt=marker, capsize=3, label=dataset,
-        )
-        for row in mine:
-            ax.annotate(
-                _label(row["model"], row["tile_size"]), (row["parameters"], row["test_accuracy_mean"]),
-                textcoords="offset points", xytext=(5, 4), fontsize=7,
+    models = list(dict.fromkeys(_label(row["model"], row["tile_size"]) for row in rows))
+    style = {label: (f"C{i}", _MARKERS[i % len(_MARKERS)]) for i, label in enumerate(models)}
+    fig = Figure(figsize=(5.2 * len(datasets), 4.6), layout="constrained")
+    axes = fig.subplots(1, len(datasets), sharey=True, squeeze=False)[0]
+    for ax, dataset in zip(axes, datasets, strict=True):
+        for row in (row for row in rows if row["dataset"] == dataset):
+            label = _label(row["model"], row["tile_size"])
+            color, marker = style[label]
+            ax.errorbar(
+                row["parameters"],
+                row["test_accuracy_mean"],
+                yerr=row["test_accuracy_std"],
+                fmt=marker,
+                color=color,
+                capsize=3,
+                markersize=7,
+                label=label,
             )
         for family, accuracy in (published or {}).get(dataset, {}).items():
             if published_parameters and family in published_parameters:
-                ax.plot(published_parameters[family], accuracy, "x", color=line[0].get_color(), markersize=8)
-                ax.annotate(
-                    f"published {'MLP' if family == 'dense' else 'CNN'}",
-                    (published_parameters[family], accuracy), textcoords="offset points",
-                    xytext=(5, -10), fontsize=7, color=line[0].get_color(),
+                name, marker = ("MLP", "X") if family == "dense" else ("CNN", "P")
+                ax.plot(
+                    published_parameters[family],
+                    accuracy,
+                    marker,
+                    color="black",
+                    markersize=9,
+                    linestyle="none",
+                    label=f"published {name} ({published_parameters[family]:,} "
+                    f"parameters): {100 * accuracy:.0f}%",
                 )
-    ax.set_xscale("log")
-    ax.set_xlabel("parameters")
-    ax.set_ylabel("test accuracy")
-    ax.set_title("Accuracy against parameters" + (" (crosses: published)" if published else ""))
-    ax.grid(True, alpha=0.3)
-    ax.legend()
+        ax.set_xscale("log")
+        ax.set_xlabel("parameters (log scale)")
+        ax.set_title(dataset)
+        ax.grid(True, alpha=0.3)
+        handles, labels = ax.get_legend_handles_labels()
+        entries = sorted(
+            zip(handles, labels, strict=True), key=lambda e: e[1].startswith("published")
+        )
+        ax.legend(
+            *zip(*entries, strict=True), loc="best", fontsize=8
+        )  # models first, then the published ones
+    axes[0].set_ylabel("test accuracy (mean ± std over seeds)")
+    fig.suptitle("Test accuracy against parameters")
     return fig
 
 
-def accuracy_vs_shift(records: Sequence[Mapping], dataset: str | None = None, ax: Axes | None = None) -> Figure:
+def accuracy_vs_shift(
+    records: Sequence[Mapping], dataset: str | None = None, ax: Axes | None = None
+) -> Figure:
     """Mean test accuracy (band: min to max over seeds) against the test-time shift, per model.
 
     ``records`` are per-run results holding ``shift_accuracy`` (accuracy at shifts 0, 1, ...);
@@ -66,15 +85,32 @@ def accuracy_vs_shift(records: Sequence[Mapping], dataset: str | None = None, ax
     """
     fig, ax = _figure(ax)
     dataset = dataset if dataset is not None else records[0]["dataset"]
-    models = list(dict.fromkeys((r["family"], r["tile_size"]) for r in records if r["dataset"] == dataset))
-    for marker, (family, tile) in zip(_MARKERS * 2, models):
-        curves = [r["shift_accuracy"] for r in records if (r["dataset"], r["family"], r["tile_size"]) == (dataset, family, tile)]
-        by_shift = list(zip(*curves))
+    models = list(
+        dict.fromkeys((r["family"], r["tile_size"]) for r in records if r["dataset"] == dataset)
+    )
+    for i, (family, tile) in enumerate(models):
+        curves = [
+            r["shift_accuracy"]
+            for r in records
+            if (r["dataset"], r["family"], r["tile_size"]) == (dataset, family, tile)
+        ]
+        by_shift = list(zip(*curves, strict=True))
         shifts = range(len(by_shift))
-        line = ax.plot(shifts, [statistics.fmean(v) for v in by_shift], marker=marker, label=_label(family, tile))
-        ax.fill_between(shifts, [min(v) for v in by_shift], [max(v) for v in by_shift], color=line[0].get_color(), alpha=0.15)
-    ax.set_xlabel("test signal shifted by (positions, circular)")
-    ax.set_ylabel("test accuracy")
+        line = ax.plot(
+            shifts,
+            [statistics.fmean(v) for v in by_shift],
+            marker=_MARKERS[i % len(_MARKERS)],
+            label=_label(family, tile),
+        )
+        ax.fill_between(
+            shifts,
+            [min(v) for v in by_shift],
+            [max(v) for v in by_shift],
+            color=line[0].get_color(),
+            alpha=0.15,
+        )
+    ax.set_xlabel("shift of the test signals (positions, circular roll)")
+    ax.set_ylabel("test accuracy (mean; band: min to max over seeds)")
     ax.set_title(f"{dataset}: accuracy under test-time shift, no retraining")
     ax.grid(True, alpha=0.3)
     ax.legend()
@@ -82,7 +118,8 @@ def accuracy_vs_shift(records: Sequence[Mapping], dataset: str | None = None, ax
 
 
 def _figure(ax: Axes | None) -> tuple[Figure, Axes]:
+    """The figure to draw on: ``ax``'s own (the top-level one, if ``ax`` is in a sub-figure)."""
     if ax is not None:
-        return ax.figure, ax
+        return cast(Figure, ax.figure.figure), ax
     fig = Figure(figsize=(6.4, 4.4), layout="constrained")
     return fig, fig.add_subplot()

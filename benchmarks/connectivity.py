@@ -1,0 +1,429 @@
+"""Locally connected and tiled layers beside unfold+einsum, F.conv and the batched-matmul floor.
+
+    python benchmarks/connectivity.py [--device cpu|cuda] [--quick] [--repeats R] [--threads T]
+
+One table. Per shape, rows: locality's op (the path dispatch picks, named in the last column), the
+ATen reference path it replaced, the community unfold+einsum recipe (written here), F.conv*d with
+one shared kernel of the same shape, and the floor: the bare batched matmul on patches already laid
+out as (P, C*K, N) (forward: one bmm; forward+backward: the three bmm of forward, weight gradient
+and patch gradient; step: those plus Adam on a weight-sized tensor). Tiled shapes list the three
+exact formulations of locality.kernels.tiled instead of the recipe and the floor.
+
+Times: median of R repeats after 2 warm-ups, in ms; forward under no_grad; forward+backward with
+the input and parameters requiring grad, backward from a fixed gradient; step = forward, backward,
+Adam update through an nn.Module. Where one weight copy is under 16 MiB, repeats rotate through
+copies so each starts with a cold cache.
+
+Peak memory (column "peak MB", one forward+backward after a warm-up one, above the inputs and
+weights): on CUDA torch.cuda.max_memory_allocated minus what was allocated before. On CPU a
+resource-based measure: the growth of the process's resident high-water mark (Linux VmHWM, reset
+through /proc/self/clear_refs) over its resident size before the call, measured in a child process
+run with MALLOC_MMAP_THRESHOLD_=65536 so that glibc maps every block above 64 KiB fresh and unmaps
+it when freed: resident memory then follows live tensors (to within small blocks). The timings run
+without it (fresh mappings page-fault on every large allocation).
+"extra/patch" is (peak - output, its gradient and the parameter and input gradients) divided by the
+bytes of one k^d-sized patch copy: the issue's target is <= 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from locality.functional import locally_connected, tiled_conv
+from locality.kernels import dispatch, reference, tiled
+
+MMAP_THRESHOLD = "65536"
+
+
+@dataclass(frozen=True)
+class Case:
+    """One layer: N x C x size -> N x O x out, kernel k, stride s, tile t (tiled only)."""
+
+    name: str
+    kind: str  # "local" or "tiled"
+    n: int
+    c: int
+    o: int
+    size: tuple[int, ...]
+    k: int
+    stride: int = 1
+    padding: int = 0
+    tile: int = 1
+
+    @property
+    def d(self) -> int:
+        return len(self.size)
+
+    @property
+    def out(self) -> tuple[int, ...]:
+        return tuple((s + 2 * self.padding - self.k) // self.stride + 1 for s in self.size)
+
+
+def cases(quick: bool) -> list[Case]:
+    """The issue's shapes (DeepFace L4-L6 at batch 8 on CPU), or tiny ones with --quick."""
+    if quick:
+        return [
+            Case("L4-like", "local", 2, 3, 4, (12, 12), 3),
+            Case("L5-like", "local", 2, 3, 4, (11, 11), 3, stride=2),
+            Case("1-D", "local", 2, 3, 4, (20,), 5),
+            Case("tiled t=2", "tiled", 2, 3, 4, (8, 8), 3, padding=1, tile=2),
+        ]
+    return [
+        Case("DeepFace L4", "local", 8, 16, 16, (63, 63), 9),
+        Case("DeepFace L5", "local", 8, 16, 16, (55, 55), 7, stride=2),
+        Case("DeepFace L6", "local", 8, 16, 16, (25, 25), 5),
+        Case("small image", "local", 32, 16, 16, (32, 32), 3),
+        Case("1-D", "local", 64, 32, 32, (256,), 5),
+        Case("CIFAR tiled t=2", "tiled", 32, 32, 32, (32, 32), 3, padding=1, tile=2),
+        Case("CIFAR tiled t=4", "tiled", 32, 32, 32, (32, 32), 3, padding=1, tile=4),
+    ]
+
+
+# ------------------------------------------------------------------------------------------------
+# What is measured: each method maps (x, weight, bias) to an output.
+
+Method = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def unfold_einsum(case: Case) -> Method:
+    """The community recipe: F.unfold to (N, C*K, P), einsum with (P, O, C*K), add the bias."""
+    k = (1, case.k) if case.d == 1 else (case.k,) * 2
+    s = (1, case.stride) if case.d == 1 else (case.stride,) * 2
+
+    def run(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        x4 = x.unsqueeze(2) if case.d == 1 else x
+        cols = F.unfold(x4, k, stride=s)  # (N, C*K, P)
+        kernels = w.reshape(math.prod(case.out), case.o, -1)
+        y = torch.einsum("nkp,pok->nop", cols, kernels) + b.reshape(-1, case.o).t()
+        return y.reshape(x.shape[0], case.o, *case.out)
+
+    return run
+
+
+def methods(case: Case) -> dict[str, Method]:
+    """Name -> method. The weight is the layer's own (positions or tile offsets first)."""
+    conv = {1: F.conv1d, 2: F.conv2d}[case.d]
+    grid = case.d
+    shared = lambda w: w[(0,) * grid]  # noqa: E731 - one kernel of the bank, as a conv weight
+    if case.kind == "local":
+        return {
+            "locality": lambda x, w, b: locally_connected(x, w, b, case.stride),
+            "aten reference": lambda x, w, b: reference.locally_connected(
+                x, w, b, (case.stride,) * grid, (1,) * grid, 1
+            ),
+            "unfold+einsum": unfold_einsum(case),
+            "F.conv": lambda x, w, b: conv(x, shared(w), b[(0,) * grid], case.stride),
+        }
+    pad = lambda x: F.pad(x, [case.padding] * 2 * grid)  # noqa: E731
+
+    def formulation(f: tiled.Formulation) -> Method:
+        return lambda x, w, b: f(pad(x), w, b, (case.stride,) * grid, (1,) * grid, 1, case.out)
+
+    return {
+        "locality": lambda x, w, b: tiled_conv(x, w, b, case.stride, case.padding),
+        **{name: formulation(f) for name, f in tiled.FORMULATIONS.items()},
+        "F.conv": lambda x, w, b: conv(x, shared(w), b[(0,) * grid], case.stride, case.padding),
+    }
+
+
+def tensors(case: Case, device: str, copies: int = 1, grad: bool = False):
+    """Input and ``copies`` (weight, bias) pairs of the layer's shapes."""
+    grid = case.out if case.kind == "local" else (case.tile,) * case.d
+    x = torch.randn(case.n, case.c, *case.size, device=device, requires_grad=grad)
+    params = []
+    for _ in range(copies):
+        w = torch.randn(*grid, case.o, case.c, *(case.k,) * case.d, device=device) / case.k
+        b = torch.randn(*grid, case.o, device=device)
+        params.append((w.requires_grad_(grad), b.requires_grad_(grad)))
+    return x, params
+
+
+# ------------------------------------------------------------------------------------------------
+# Timing.
+
+
+def median_ms(fn: Callable[[int], object], repeats: int, device: str) -> float:
+    """Median wall time of fn(i) over ``repeats`` calls after two warm-ups."""
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+    for i in range(2):
+        fn(i)
+    sync()
+    times = []
+    for i in range(repeats):
+        start = time.perf_counter()
+        fn(i)
+        sync()
+        times.append(time.perf_counter() - start)
+    return 1e3 * statistics.median(times)
+
+
+def copies_for(case: Case) -> int:
+    """Weight copies to rotate through: enough to exceed 16 MiB when one copy is smaller."""
+    grid = math.prod(case.out) if case.kind == "local" else case.tile**case.d
+    weight_bytes = 4 * grid * case.o * case.c * case.k**case.d
+    return max(1, min(4, (16 << 20) // weight_bytes))
+
+
+def time_method(case: Case, method: Method, repeats: int, device: str) -> tuple[float, float]:
+    """(forward ms, forward+backward ms)."""
+    copies = copies_for(case)
+    x, params = tensors(case, device, copies, grad=True)
+    gout = torch.randn(case.n, case.o, *case.out, device=device)
+
+    def forward(i: int) -> None:
+        with torch.no_grad():
+            method(x, *params[i % copies])
+
+    def forward_backward(i: int) -> None:
+        w, b = params[i % copies]
+        x.grad = w.grad = b.grad = None
+        method(x, w, b).backward(gout)
+
+    return median_ms(forward, repeats, device), median_ms(forward_backward, repeats, device)
+
+
+def time_step(case: Case, method: Method, repeats: int, device: str) -> float:
+    """One training step through an nn.Module: forward, backward, Adam."""
+    x, ((w, b),) = tensors(case, device)
+    module = torch.nn.Module()
+    module.weight, module.bias = torch.nn.Parameter(w), torch.nn.Parameter(b)
+    optimizer = torch.optim.Adam(module.parameters(), lr=1e-4)
+    gout = torch.randn(case.n, case.o, *case.out, device=device)
+
+    def step(i: int) -> None:
+        optimizer.zero_grad(set_to_none=True)
+        method(x, module.weight, module.bias).backward(gout)
+        optimizer.step()
+
+    return median_ms(step, repeats, device)
+
+
+def floor_times(case: Case, repeats: int, device: str) -> tuple[float, float, float]:
+    """The bare batched matmul on (P, C*K, N) patches: forward, forward+backward, step (ms)."""
+    p, ck = math.prod(case.out), case.c * case.k**case.d
+    copies = copies_for(case)
+    patches = torch.randn(p, ck, case.n, device=device)
+    weights = [torch.randn(p, case.o, ck, device=device) for _ in range(copies)]
+    gout = torch.randn(p, case.o, case.n, device=device)
+
+    def forward(i: int) -> None:
+        torch.bmm(weights[i % copies], patches)
+
+    def forward_backward(i: int) -> None:
+        w = weights[i % copies]
+        torch.bmm(w, patches)
+        torch.bmm(gout, patches.transpose(1, 2))
+        torch.bmm(w.transpose(1, 2), gout)
+
+    param = torch.nn.Parameter(weights[0].clone())
+    optimizer = torch.optim.Adam([param], lr=1e-4)
+
+    def step(i: int) -> None:
+        forward_backward(0)
+        param.grad = weights[i % copies]
+        optimizer.step()
+
+    return (
+        median_ms(forward, repeats, device),
+        median_ms(forward_backward, repeats, device),
+        median_ms(step, repeats, device),
+    )
+
+
+# ------------------------------------------------------------------------------------------------
+# Peak memory.
+
+
+def _kib(field: str) -> int:
+    """A field of /proc/self/status, in KiB."""
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith(field))
+
+
+def peak_bytes(case: Case, method: Method, device: str) -> int:
+    """Peak bytes above inputs and weights over one forward+backward (see the module doc).
+
+    One warm-up forward+backward first, so that first-call initialisation is not counted; its
+    memory is freed (and, with the mmap threshold, unmapped) before the measured run.
+    """
+    x, ((w, b),) = tensors(case, device, grad=True)
+    gout = torch.randn(case.n, case.o, *case.out, device=device)
+    method(x, w, b).backward(gout)
+    x.grad = w.grad = b.grad = None
+    if device == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        before = torch.cuda.memory_allocated()
+        method(x, w, b).backward(gout)
+        torch.cuda.synchronize()
+        return torch.cuda.max_memory_allocated() - before
+    with open("/proc/self/clear_refs", "w") as clear:
+        clear.write("5")  # reset the resident high-water mark (VmHWM) to the current size
+    before = _kib("VmRSS")
+    method(x, w, b).backward(gout)
+    return 1024 * (_kib("VmHWM") - before)
+
+
+def accounted_bytes(case: Case) -> tuple[int, int]:
+    """(output + all gradients, one patch copy) in bytes, float32."""
+    grid = math.prod(case.out) if case.kind == "local" else case.tile**case.d
+    out = case.n * case.o * math.prod(case.out)
+    grads = (
+        out + case.n * case.c * math.prod(case.size) + grid * case.o * (case.c * case.k**case.d + 1)
+    )
+    patch = case.n * case.c * case.k**case.d * math.prod(case.out)
+    return 4 * (out + grads), 4 * patch
+
+
+# ------------------------------------------------------------------------------------------------
+
+
+def algorithm(case: Case, name: str, device: str) -> str:
+    """The path dispatch takes (locality rows), or the FLOP overhead of ``embedded``."""
+    if name == "embedded":
+        ratio = tiled.embedded_flop_ratio(
+            (case.tile,) * case.d, (case.k,) * case.d, (case.stride,) * case.d, (1,) * case.d
+        )
+        return f"{ratio:.2f}x the FLOPs"
+    if name != "locality":
+        return ""
+    x, ((w, b),) = tensors(case, device)
+    if case.kind == "local":
+        return dispatch.locally_connected_path(x, w, b)
+    return tiled.CHOSEN
+
+
+def peaks(device: str, quick: bool) -> dict[str, int]:
+    """Peak bytes per "shape/method" (see peak_bytes); run on CPU in its own process."""
+    return {
+        f"{case.name}/{name}": peak_bytes(case, method, device)
+        for case in cases(quick)
+        for name, method in methods(case).items()
+    }
+
+
+def measured_peaks(device: str, quick: bool, threads: int | None) -> dict[str, int]:
+    """On CPU, peaks() in a child with MALLOC_MMAP_THRESHOLD_ set: it would slow the timings."""
+    if device == "cuda":
+        return peaks(device, quick)
+    command = [sys.executable, os.path.abspath(__file__), "--memory-only"]
+    command += ["--quick"] * quick + (["--threads", str(threads)] if threads else [])
+    env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": MMAP_THRESHOLD}
+    done = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
+    return json.loads(done.stdout)
+
+
+def run(device: str, quick: bool, repeats: int, peak: dict[str, int]) -> list[dict]:
+    """Time every method on every shape; ``peak`` holds the memory column (may be empty)."""
+    rows = []
+    for case in cases(quick):
+        accounted, patch = accounted_bytes(case)
+        for name, method in methods(case).items():
+            fwd, fb = time_method(case, method, repeats, device)
+            row = {
+                "case": case.name,
+                "method": name,
+                "fwd": fwd,
+                "fb": fb,
+                "step": time_step(case, method, repeats, device)
+                if name in ("locality", "unfold+einsum", "F.conv")
+                else math.nan,
+                "peak": peak.get(f"{case.name}/{name}", math.nan),
+                "algorithm": algorithm(case, name, device),
+            }
+            row["extra/patch"] = (row["peak"] - accounted) / patch
+            rows.append(row)
+            print(f"  {case.name}: {name} done", file=sys.stderr, flush=True)
+        if case.kind == "local":
+            fwd, fb, step = floor_times(case, repeats, device)
+            rows.append(
+                {
+                    "case": case.name,
+                    "method": "bmm floor",
+                    "fwd": fwd,
+                    "fb": fb,
+                    "step": step,
+                    "peak": math.nan,
+                    "extra/patch": math.nan,
+                    "algorithm": "",
+                }
+            )
+            baseline = next(
+                r for r in rows if r["case"] == case.name and r["method"] == "unfold+einsum"
+            )
+        else:
+            baseline = next(r for r in rows if r["case"] == case.name and r["method"] == "F.conv")
+        for row in rows:
+            if row["case"] == case.name:
+                row["vs"] = baseline["method"]
+                row["fwd x"] = baseline["fwd"] / row["fwd"]
+                row["fb x"] = baseline["fb"] / row["fb"]
+    return rows
+
+
+def table(rows: list[dict]) -> str:
+    """Markdown table; 'fwd x'/'f+b x' are speedups over the row named in 'vs'."""
+    head = (
+        "| shape | method | fwd ms | fwd+bwd ms | step ms | peak MB | extra/patch | fwd x | "
+        "f+b x | vs | algorithm |"
+    )
+    lines = [head, "|" + "---|" * (head.count("|") - 1)]
+    for r in rows:
+
+        def f(v: float, spec: str) -> str:
+            return "" if math.isnan(v) else format(v, spec)
+
+        lines.append(
+            f"| {r['case']} | {r['method']} | {f(r['fwd'], '.2f')} | {f(r['fb'], '.2f')} | "
+            f"{f(r['step'], '.2f')} | {f(r['peak'] / 2**20, '.1f')} | "
+            f"{f(r['extra/patch'], '.2f')} | "
+            f"{f(r['fwd x'], '.1f')} | {f(r['fb x'], '.1f')} | {r['vs']} | {r['algorithm']} |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    parser.add_argument(
+        "--quick", action="store_true", help="tiny shapes, few repeats (smoke test)"
+    )
+    parser.add_argument(
+        "--repeats", type=int, default=None, help="timed repeats (default 10, quick 2)"
+    )
+    parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory column")
+    parser.add_argument("--memory-only", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)"
+    )
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.memory_only:
+        print(json.dumps(peaks(args.device, args.quick)))
+        return
+    peak = {} if args.no_memory else measured_peaks(args.device, args.quick, args.threads)
+    repeats = args.repeats or (2 if args.quick else 10)
+    torch.manual_seed(0)
+    name = torch.cuda.get_device_name() if args.device == "cuda" else f"{os.cpu_count()}-core CPU"
+    print(
+        f"torch {torch.__version__}, {name}, {torch.get_num_threads()} threads, "
+        f"median of {repeats} after 2 warm-ups"
+    )
+    print(table(run(args.device, args.quick, repeats, peak)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,163 @@
+"""The locally connected op and its two backward products as ``torch.library`` custom ops.
+
+``locality::locally_connected`` runs :mod:`locality.kernels.local_cpu` (plain PyTorch, so any
+device). Each op has a fake (meta) implementation, a flop formula and an autograd formula made of
+the other two, so torch.compile, FlopCounterMode and higher derivatives (gradgradcheck) see
+through it:
+
+- ``locally_connected(x, W)``: d/dx -> ``grad_input(g, W)``, d/dW -> ``grad_weight(g, x)``;
+- ``grad_input(g, W)``: d/dg -> ``locally_connected(xi, W)``, d/dW -> ``grad_weight(g, xi)``;
+- ``grad_weight(g, x)``: d/dg -> ``locally_connected(x, G)``, d/dx -> ``grad_input(g, G)``
+
+(all three are bilinear).
+
+All three cost ``2 * N * weight.numel()`` FLOPs (one multiply-add per weight per sample).
+
+Shapes (d spatial dimensions): x (N, C, *S) padded; weight (*out_size, O, C // g, *kernel_size);
+bias None, (O,) or (*out_size, O); grad_out (N, O, *out_size).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch.utils.flop_counter import register_flop_formula
+
+from locality.kernels import local_cpu
+
+
+@torch.library.custom_op("locality::locally_connected", mutates_args=())
+def locally_connected(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None,
+    stride: Sequence[int],
+    dilation: Sequence[int],
+    groups: int,
+) -> torch.Tensor:
+    """(N, C, *S) -> (N, O, *out_size)."""
+    return local_cpu.forward(x, weight, bias, stride, dilation, groups)
+
+
+@torch.library.custom_op("locality::locally_connected_grad_input", mutates_args=())
+def grad_input(
+    grad_out: torch.Tensor,
+    weight: torch.Tensor,
+    spatial: Sequence[int],
+    stride: Sequence[int],
+    dilation: Sequence[int],
+    groups: int,
+) -> torch.Tensor:
+    """(N, O, *out_size) -> (N, C, *spatial)."""
+    return local_cpu.grad_input(grad_out, weight, spatial, stride, dilation, groups)
+
+
+@torch.library.custom_op("locality::locally_connected_grad_weight", mutates_args=())
+def grad_weight(
+    grad_out: torch.Tensor,
+    x: torch.Tensor,
+    kernel_size: Sequence[int],
+    stride: Sequence[int],
+    dilation: Sequence[int],
+    groups: int,
+) -> torch.Tensor:
+    """(N, O, *out_size), (N, C, *S) -> (*out_size, O, C // g, *kernel_size)."""
+    return local_cpu.grad_weight(grad_out, x, kernel_size, stride, dilation, groups)
+
+
+@locally_connected.register_fake
+def _(x, weight, bias, stride, dilation, groups):
+    d = (weight.dim() - 2) // 2
+    return x.new_empty((x.shape[0], weight.shape[d], *weight.shape[:d]))
+
+
+@grad_input.register_fake
+def _(grad_out, weight, spatial, stride, dilation, groups):
+    d = (weight.dim() - 2) // 2
+    return grad_out.new_empty((grad_out.shape[0], weight.shape[d + 1] * groups, *spatial))
+
+
+@grad_weight.register_fake
+def _(grad_out, x, kernel_size, stride, dilation, groups):
+    return x.new_empty((*grad_out.shape[2:], grad_out.shape[1], x.shape[1] // groups, *kernel_size))
+
+
+def _setup_forward(ctx: Any, inputs: tuple, output: torch.Tensor) -> None:
+    x, weight, bias, stride, dilation, groups = inputs
+    ctx.save_for_backward(x, weight)
+    ctx.geometry = (stride, dilation, groups)
+    ctx.bias_dim = None if bias is None else bias.dim()
+
+
+def _backward_forward(ctx: Any, grad: torch.Tensor):
+    x, weight = ctx.saved_tensors
+    stride, dilation, groups = ctx.geometry
+    d = (weight.dim() - 2) // 2
+    grad_x = grad_w = grad_b = None
+    if ctx.needs_input_grad[0]:
+        grad_x = grad_input(grad, weight, x.shape[2:], stride, dilation, groups)
+    if ctx.needs_input_grad[1]:
+        grad_w = grad_weight(grad, x, weight.shape[d + 2 :], stride, dilation, groups)
+    if ctx.needs_input_grad[2]:
+        grad_b = (
+            grad.sum((0, *range(2, 2 + d))) if ctx.bias_dim == 1 else grad.sum(0).movedim(0, -1)
+        )
+    return grad_x, grad_w, grad_b, None, None, None
+
+
+def _setup_grad_input(ctx: Any, inputs: tuple, output: torch.Tensor) -> None:
+    grad_out, weight, _, stride, dilation, groups = inputs
+    ctx.save_for_backward(grad_out, weight)
+    ctx.geometry = (stride, dilation, groups)
+
+
+def _backward_grad_input(ctx: Any, grad: torch.Tensor):
+    grad_out, weight = ctx.saved_tensors
+    stride, dilation, groups = ctx.geometry
+    d = (weight.dim() - 2) // 2
+    grad_g = grad_w = None
+    if ctx.needs_input_grad[0]:
+        grad_g = locally_connected(grad, weight, None, stride, dilation, groups)
+    if ctx.needs_input_grad[1]:
+        grad_w = grad_weight(grad_out, grad, weight.shape[d + 2 :], stride, dilation, groups)
+    return grad_g, grad_w, None, None, None, None
+
+
+def _setup_grad_weight(ctx: Any, inputs: tuple, output: torch.Tensor) -> None:
+    grad_out, x, _, stride, dilation, groups = inputs
+    ctx.save_for_backward(grad_out, x)
+    ctx.geometry = (stride, dilation, groups)
+
+
+def _backward_grad_weight(ctx: Any, grad: torch.Tensor):
+    grad_out, x = ctx.saved_tensors
+    stride, dilation, groups = ctx.geometry
+    grad_g = grad_x = None
+    if ctx.needs_input_grad[0]:
+        grad_g = locally_connected(x, grad, None, stride, dilation, groups)
+    if ctx.needs_input_grad[1]:
+        grad_x = grad_input(grad_out, grad, x.shape[2:], stride, dilation, groups)
+    return grad_g, grad_x, None, None, None, None
+
+
+locally_connected.register_autograd(_backward_forward, setup_context=_setup_forward)
+grad_input.register_autograd(_backward_grad_input, setup_context=_setup_grad_input)
+grad_weight.register_autograd(_backward_grad_weight, setup_context=_setup_grad_weight)
+
+
+@register_flop_formula(torch.ops.locality.locally_connected)
+def _flops_forward(x_shape, w_shape, *args, **kwargs) -> int:
+    return 2 * x_shape[0] * math.prod(w_shape)
+
+
+@register_flop_formula(torch.ops.locality.locally_connected_grad_input)
+def _flops_grad_input(grad_shape, w_shape, *args, **kwargs) -> int:
+    return 2 * grad_shape[0] * math.prod(w_shape)
+
+
+@register_flop_formula(torch.ops.locality.locally_connected_grad_weight)
+def _flops_grad_weight(grad_shape, x_shape, *args, out_shape, **kwargs) -> int:
+    return 2 * grad_shape[0] * math.prod(out_shape)
