@@ -10,6 +10,8 @@ import importlib.metadata
 import importlib.util
 import subprocess
 import sys
+import tarfile
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -59,3 +61,26 @@ def test_version_has_one_source():
     import locality
 
     assert importlib.metadata.version("locality") == locality.__version__
+
+
+@pytest.mark.slow
+def test_sdist_and_wheel_build(tmp_path):
+    """``python -m build`` makes an sdist and a wheel that carry the package and its version."""
+    pytest.importorskip("setuptools")
+    result = run_tool("build", "--no-isolation", "--sdist", "--wheel", "--outdir", str(tmp_path))
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    import locality
+
+    (wheel,) = tmp_path.glob("locality-*.whl")
+    (sdist,) = tmp_path.glob("locality-*.tar.gz")
+    assert wheel.name.startswith(f"locality-{locality.__version__}-")
+    with zipfile.ZipFile(wheel) as archive:
+        names = set(archive.namelist())
+        metadata = archive.read(f"locality-{locality.__version__}.dist-info/METADATA").decode()
+    expected = {"locality/py.typed", "locality/layers/local.py", "locality/kernels/local_op.py"}
+    assert expected <= names
+    assert not any(name.startswith("tests/") for name in names)
+    assert "Requires-Dist: torch>=2.4" in metadata
+    with tarfile.open(sdist) as archive:
+        members = {Path(m).relative_to(Path(m).parts[0]).as_posix() for m in archive.getnames()}
+    assert {"CHANGELOG.md", "README.md", "pyproject.toml", "src/locality/__init__.py"} <= members

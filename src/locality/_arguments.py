@@ -10,6 +10,7 @@ import math
 from collections.abc import Sequence
 
 import torch
+from torch.nn.modules.lazy import LazyModuleMixin
 
 IntOrTuple = int | Sequence[int]
 Padding = str | int | Sequence[int]
@@ -48,6 +49,56 @@ def ntuple(
             kind = "positive" if minimum == 1 else "non-negative"
             raise ValueError(f"{prefix}{name} must be {kind}, got {value!r}")
     return values
+
+
+def check_int(value: object, name: str, where: str, *, minimum: int | None = 1) -> int:
+    """``value`` itself, checked to be an int (not a bool) of at least ``minimum`` (0, 1 or no
+    bound for ``None``)."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{where}: {name} must be an int, got {type(value).__name__} {value!r}")
+    if minimum is not None and value < minimum:
+        kind = "positive" if minimum == 1 else "non-negative"
+        raise ValueError(f"{where}: {name} must be {kind}, got {value}")
+    return value
+
+
+def check_shape(
+    value: object, name: str, where: str, *, length: int | None = None
+) -> tuple[int, ...]:
+    """A shape: a non-empty tuple or list of positive ints, ``length`` of them when given.
+
+    A bare int or a string is refused rather than taken as a one-element shape.
+    """
+    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
+        raise TypeError(
+            f"{where}: {name} must be a tuple of ints, got {type(value).__name__} {value!r}"
+        )
+    values = tuple(value)
+    if not values or length is not None and len(values) != length:
+        expected = "a non-empty tuple of ints" if length is None else f"a tuple of {length} ints"
+        raise ValueError(f"{where}: {name} must be {expected}, got {value!r}")
+    return ntuple(values, len(values), name, where=where)
+
+
+def check_flag(value: object, name: str, where: str, *, allow_none: bool = False) -> None:
+    """Refuse anything but ``True`` and ``False`` (and ``None`` when it means "keep")."""
+    if not (isinstance(value, bool) or allow_none and value is None):
+        expected = "True, False or None" if allow_none else "True or False"
+        raise TypeError(f"{where}: {name} must be {expected}, got {type(value).__name__} {value!r}")
+
+
+def check_module(value: object, name: str, where: str) -> None:
+    if not isinstance(value, torch.nn.Module):
+        raise TypeError(f"{where}: {name} must be a torch.nn.Module, got {type(value).__name__}")
+
+
+def check_initialised(module: torch.nn.Module, name: str, where: str) -> None:
+    """Refuse a lazy module whose parameters are not made yet (one forward pass makes them)."""
+    if isinstance(module, LazyModuleMixin) and module.has_uninitialized_params():
+        raise ValueError(
+            f"{where}: {name} is a {type(module).__name__} whose parameters are not initialised "
+            f"yet; run it on one input first"
+        )
 
 
 def check_padding_mode(padding_mode: str, where: str = "") -> str:

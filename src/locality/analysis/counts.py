@@ -23,6 +23,8 @@ from dataclasses import dataclass
 
 import torch
 
+from locality._arguments import check_flag, check_int, check_shape
+
 __all__ = [
     "Cost",
     "dense_cost",
@@ -54,18 +56,10 @@ class Cost:
 
 
 def _sizes(value: int | Sequence[int], name: str, where: str) -> tuple[int, ...]:
-    values = (value,) if isinstance(value, int) else tuple(value)
-    if not values or any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in values):
-        raise ValueError(
-            f"{where}: {name} must be a positive int or a tuple of them, got {value!r}"
-        )
-    return values
-
-
-def _positive(value: int, name: str, where: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{where}: {name} must be a positive int, got {value!r}")
-    return value
+    """A positive int as a 1-tuple, or a non-empty tuple of positive ints."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return (check_int(value, name, where),)
+    return check_shape(value, name, where)
 
 
 def _bank_cost(
@@ -81,9 +75,11 @@ def _bank_cost(
     where: str,
 ) -> Cost:
     """A bank of ``kernels`` kernels over an output grid: the formula all four kinds share."""
-    _positive(in_channels, "in_channels", where)
-    _positive(out_channels, "out_channels", where)
-    _positive(groups, "groups", where)
+    check_int(in_channels, "in_channels", where)
+    check_int(out_channels, "out_channels", where)
+    check_int(groups, "groups", where)
+    check_flag(bias, "bias", where)
+    check_flag(shared_bias, "shared_bias", where)
     if in_channels % groups or out_channels % groups:
         raise ValueError(
             f"{where}: in_channels ({in_channels}) and out_channels ({out_channels}) must be "
@@ -110,8 +106,9 @@ def dense_cost(in_features: int, out_features: int, bias: bool = True) -> Cost:
     Example: 4x4x50 feature maps to 500 units is ``dense_cost(800, 500, bias=False)``, 400,000.
     """
     where = "dense_cost"
-    _positive(in_features, "in_features", where)
-    _positive(out_features, "out_features", where)
+    check_int(in_features, "in_features", where)
+    check_int(out_features, "out_features", where)
+    check_flag(bias, "bias", where)
     weights = in_features * out_features
     return Cost("dense", weights + (out_features if bias else 0), weights)
 
@@ -220,7 +217,7 @@ def depthwise_separable_cost(
     kernel across channels instead of sharing it across positions.
     """
     where = "depthwise_separable_cost"
-    mid = _positive(in_channels, "in_channels", where) * _positive(
+    mid = check_int(in_channels, "in_channels", where) * check_int(
         depth_multiplier, "depth_multiplier", where
     )
     depthwise = _bank_cost(
@@ -243,6 +240,8 @@ def format_count(n: int, power_of_ten: bool = False) -> str:
     The power is exact (``10^12``, ``2.5x10^10``) when ``n`` has at most three significant
     digits and approximate (``~1.61x10^6``) otherwise; it is left out below 10,000.
     """
+    check_int(n, "n", "format_count", minimum=None)
+    check_flag(power_of_ten, "power_of_ten", "format_count")
     text = f"{n:,}"
     if not power_of_ten or abs(n) < 10_000:
         return text
@@ -263,7 +262,7 @@ def format_bytes(n: int) -> str:
 
     ``4_000_000_000_000`` -> ``"4 TB"``.
     """
-    value, unit = float(n), 0
+    value, unit = float(check_int(n, "n", "format_bytes", minimum=0)), 0
     while value >= 1000 and unit < len(_BYTE_UNITS) - 1:
         value /= 1000
         unit += 1

@@ -175,7 +175,9 @@ class ReceptiveFieldTracker:
             if output.dim() == input.dim() and output.shape[2:] != input.shape[2:]:
                 field = None  # an unknown layer that resamples: the field is lost from here on
         elif field is not None:
-            field = field.then(geometry)
+            same_rank = field.whole or len(field.jump) == len(geometry.kernel_size)
+            # a reshape that changed the number of spatial dims loses the field
+            field = field.then(geometry) if same_rank else None
         self._fields[id(output)] = (output, field)
         self._last = field
         return field
@@ -188,12 +190,12 @@ def receptive_field(model: nn.Module, input_shape: Sequence[int]) -> ReceptiveFi
     pass on the model's device (``"meta"`` works, for models too large to allocate). ``None``
     when a layer of unknown geometry changes the spatial size.
     """
-    x = example_input(model, input_shape)
+    x = example_input(model, input_shape, "receptive_field")
     tracker = ReceptiveFieldTracker(x)
     field: list[ReceptiveField | None] = [ReceptiveField.of_input(x.dim() - 2)]
 
     def record(name: str, module: nn.Module, input: torch.Tensor, output: torch.Tensor) -> None:
         field[0] = tracker.update(module, input, output)
 
-    run_with_hooks(model, x, record)
+    run_with_hooks(model, x, record, "receptive_field")
     return field[0]

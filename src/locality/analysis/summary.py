@@ -160,7 +160,8 @@ def summary(model: nn.Module, input_shape: Sequence[int]) -> Summary:
         >>> summary(net, (3, 32, 32)).total_params
         1612800
     """
-    x = example_input(model, input_shape)
+    where = "summary"
+    x = example_input(model, input_shape, where)
     tracker = ReceptiveFieldTracker(x)
     calls: list[tuple[str, nn.Module, tuple[int, ...], ReceptiveField | None]] = []
 
@@ -169,12 +170,18 @@ def summary(model: nn.Module, input_shape: Sequence[int]) -> Summary:
         calls.append((name, module, tuple(output.shape[1:]), field))
 
     with FlopCounterMode(display=False) as counter:
-        run_with_hooks(model, x, record)
+        run_with_hooks(model, x, record, where)
     per_module = counter.get_flop_counts()
     root = type(model).__name__
     rows = []
     for name, module, shape, field in calls:
-        cost = layer_cost(module, shape)
+        try:
+            cost = layer_cost(module, shape)
+        except ValueError as error:  # e.g. a Conv2d given a 3-D input took it as unbatched
+            raise ValueError(
+                f"{where}: layer {name!r} ({type(module).__name__}) gave output shape {shape} at "
+                f"input_shape {tuple(input_shape)}, which it cannot have on a batch ({error})"
+            ) from error
         if cost is None:
             counted = per_module.get(f"{root}.{name}" if name else root, {})
             macs = sum(counted.values()) // 2

@@ -7,27 +7,27 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import nn
 
+from locality._arguments import check_module, check_shape
+from locality._memory import check_allocation
+
 __all__ = ["example_input", "run_with_hooks"]
 
 LeafCallback = Callable[[str, nn.Module, torch.Tensor, torch.Tensor], None]
 
 
-def example_input(model: nn.Module, input_shape: Sequence[int]) -> torch.Tensor:
+def example_input(model: nn.Module, input_shape: Sequence[int], where: str) -> torch.Tensor:
     """Zeros of shape ``(1, *input_shape)`` on the device and in the dtype of ``model``.
 
     Takes both from the model's first floating-point parameter (``float32`` on the CPU when it
     has none), so a model built on ``device="meta"`` is analysed without allocating anything.
+    Errors name ``where``, the public function that was called.
     """
-    shape = tuple(input_shape)
-    if not shape or any(isinstance(n, bool) or not isinstance(n, int) or n < 1 for n in shape):
-        raise ValueError(
-            f"input_shape must be a non-empty tuple of positive ints without the batch "
-            f"dimension, e.g. (3, 224, 224), got {input_shape!r}"
-        )
+    check_module(model, "model", where)
+    shape = check_shape(input_shape, "input_shape (without the batch dimension)", where)
     param = next((p for p in model.parameters() if p.is_floating_point()), None)
-    if param is None:
-        return torch.zeros(1, *shape)
-    return torch.zeros(1, *shape, device=param.device, dtype=param.dtype)
+    device, dtype = (None, None) if param is None else (param.device, param.dtype)
+    check_allocation((1, *shape), dtype, device, where)
+    return torch.zeros(1, *shape, device=device, dtype=dtype)
 
 
 def _first_tensor(value: object) -> torch.Tensor | None:
@@ -38,12 +38,13 @@ def _first_tensor(value: object) -> torch.Tensor | None:
     return None
 
 
-def run_with_hooks(model: nn.Module, x: torch.Tensor, callback: LeafCallback) -> object:
+def run_with_hooks(model: nn.Module, x: torch.Tensor, callback: LeafCallback, where: str) -> object:
     """Run ``model(x)`` without gradients, calling ``callback`` after every leaf module.
 
     ``callback(name, module, input, output)`` gets the module's qualified name, its first
     tensor input and its first tensor output, in execution order (a module called twice is
-    reported twice). Leaf modules whose input or output holds no tensor are skipped.
+    reported twice). Leaf modules whose input or output holds no tensor are skipped. A model
+    that cannot take ``x`` raises a ValueError naming ``where`` and the input shape.
     """
 
     def hook(name: str) -> Callable[[nn.Module, tuple, object], None]:
@@ -62,6 +63,11 @@ def run_with_hooks(model: nn.Module, x: torch.Tensor, callback: LeafCallback) ->
     try:
         with torch.no_grad():
             return model(x)
+    except Exception as error:  # the model's own complaint, whatever its type
+        raise ValueError(
+            f"{where}: running the model on input_shape {tuple(x.shape[1:])} failed: "
+            f"{type(error).__name__}: {error}"
+        ) from error
     finally:
         for handle in handles:
             handle.remove()

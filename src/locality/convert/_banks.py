@@ -14,7 +14,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from locality._arguments import Padding, padding_amounts
+from locality._arguments import Padding, check_initialised, padding_amounts
+from locality._memory import check_allocation
 from locality.layers._base import _ConnectivityNd
 from locality.layers.local import (
     LocallyConnected1d,
@@ -73,8 +74,13 @@ class Bank:
         """(before, after) padding per spatial dimension."""
         return padding_amounts(self.padding, self.kernel_size, self.stride, self.dilation)
 
-    def regrid(self, grid: tuple[int, ...]) -> Bank:
-        """The bank on a new grid, ``new[r] = old[r mod old_grid]`` (bias likewise)."""
+    def regrid(self, grid: tuple[int, ...], where: str) -> Bank:
+        """The bank on a new grid, ``new[r] = old[r mod old_grid]`` (bias likewise).
+
+        A grid too large for memory is refused (naming ``where``) before anything is allocated.
+        """
+        shape = (*grid, *self.weight.shape[self.d :])
+        check_allocation(shape, self.weight.dtype, self.weight.device, where)
         index = _mod_index(grid, self.grid, self.weight.device)
         bias = None if self.bias is None else self.bias[index]
         return replace(self, weight=self.weight[index], bias=bias)
@@ -110,6 +116,7 @@ def read_bank(
             f"{where}: layer must be one of {', '.join(names[k] for k in kinds)}, got "
             f"{type(layer).__name__}"
         )
+    check_initialised(layer, "layer", where)
     d = len(layer.kernel_size)
     weight = layer.weight.detach()
     bias = None if layer.bias is None else layer.bias.detach()

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import fx, nn
 from torch.fx.passes.shape_prop import ShapeProp
 
+from locality._arguments import check_shape
 from locality.convert.geometry import Geometry, layer_geometry
 from locality.convert.lattice import linear_to_conv, linear_to_conv1x1
 from locality.layers.local import _LocallyConnectedNd
@@ -131,7 +132,7 @@ def fully_convolutional(model: nn.Module, input_shape: Sequence[int]) -> fx.Grap
     Raises:
         ValueError: naming the graph node, for a pattern that cannot be converted.
     """
-    shape = tuple(int(n) for n in input_shape)
+    shape = check_shape(input_shape, "input_shape", WHERE)
     d = len(shape) - 1
     if d not in (1, 2, 3):
         raise ValueError(
@@ -145,13 +146,13 @@ def fully_convolutional(model: nn.Module, input_shape: Sequence[int]) -> fx.Grap
         dtype=reference.dtype if reference is not None else torch.get_default_dtype(),
         device=reference.device if reference is not None else None,
     )
-    _propagate(gm, example)
+    _propagate(gm, example, shape)
     flattens = [node for node in gm.graph.nodes if _is_flatten(gm, node, d)]
     if not flattens:
         raise ValueError(
             f"{WHERE}: found no flatten of a {d + 2}-D (N, C, *spatial) feature map to "
             f"(N, features) "
-            f"in {type(model).__name__} at input_shape {shape} (looked for nn.Flatten, "
+            f"in the model ({type(model).__name__}) at input_shape {shape} (looked for nn.Flatten, "
             f"torch.flatten, view and reshape)"
         )
     for node in flattens:
@@ -180,12 +181,26 @@ def _trace(model: nn.Module) -> fx.GraphModule:
         ) from error
 
 
-def _propagate(gm: fx.GraphModule, example: torch.Tensor) -> None:
-    """Record every node's output shape, in eval mode (batch statistics need no batch)."""
+def _propagate(
+    gm: fx.GraphModule, example: torch.Tensor, shape: tuple[int, ...] | None = None
+) -> None:
+    """Record every node's output shape, in eval mode (batch statistics need no batch).
+
+    With ``shape`` (the first pass, on the traced model) a plain forward pass runs first, so that
+    an ``input_shape`` the model cannot take is refused with the model's own complaint, named.
+    """
     modes = {module: module.training for module in gm.modules()}
     gm.eval()
     try:
         with torch.no_grad():
+            if shape is not None:
+                try:
+                    gm.forward(example)  # not gm(): on failure, that prints the generated code
+                except Exception as error:  # the model's own complaint, whatever its type
+                    raise ValueError(
+                        f"{WHERE}: the model cannot take input_shape {shape}: "
+                        f"{type(error).__name__}: {error}"
+                    ) from error
             ShapeProp(gm).propagate(example)
     finally:
         for module, training in modes.items():

@@ -15,7 +15,8 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from locality._arguments import ntuple, padding_amounts
+from locality._arguments import check_shape, ntuple, padding_amounts
+from locality._memory import check_allocation
 from locality.layers.local import _LocallyConnectedNd
 from locality.layers.tiled import _TiledConvNd
 
@@ -110,10 +111,20 @@ def window_boxes(
     ``i * stride``, and the cell equals the classifier evaluated on that window. With padding,
     the box is larger than the window and the cell equals the classifier head slid over the
     backbone's feature map instead; ``inside`` marks the cells untouched by the image border.
+    A network whose field is smaller than its training window (a strided layer that skips the
+    window's last positions) can give more cells than there are whole windows: the extra cells'
+    boxes lie inside the image, their training windows do not.
     """
+    where = "window_boxes"
+    if not isinstance(geometry, Geometry):
+        raise TypeError(
+            f"{where}: geometry must be a Geometry (a fully_convolutional() model's .geometry), "
+            f"got {type(geometry).__name__}"
+        )
     d = len(geometry.stride)
-    out = ntuple(tuple(output_size), d, "output_size", where="window_boxes")
-    size = ntuple(tuple(input_size), d, "input_size", where="window_boxes")
+    out = check_shape(output_size, "output_size", where, length=d)
+    size = check_shape(input_size, "input_size", where, length=d)
+    check_allocation((*out, 2 * d), torch.int64, None, where)
     axes = [
         o + torch.arange(n) * s
         for o, n, s in zip(geometry.offset, out, geometry.stride, strict=True)

@@ -14,7 +14,16 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from locality._arguments import IntOrTuple, ntuple, output_size
+from locality._arguments import (
+    IntOrTuple,
+    check_flag,
+    check_initialised,
+    check_int,
+    check_shape,
+    ntuple,
+    output_size,
+)
+from locality._memory import check_allocation
 from locality.convert._banks import CONV, Bank, build, read_bank
 
 __all__ = [
@@ -43,8 +52,9 @@ def to_dense(layer: nn.Module, input_shape: Sequence[int]) -> nn.Linear:
         (reflect, replicate, circular).
     """
     where = "to_dense"
-    shape = ntuple(tuple(input_shape), len(input_shape), "input_shape", where=where)
+    shape = check_shape(input_shape, "input_shape", where)
     if isinstance(layer, nn.Linear):
+        check_initialised(layer, "layer", where)
         if math.prod(shape) != layer.in_features:
             raise ValueError(
                 f"{where}: input_shape {shape} has {math.prod(shape)} elements, but the Linear "
@@ -55,7 +65,12 @@ def to_dense(layer: nn.Module, input_shape: Sequence[int]) -> nn.Linear:
     in_size = _spatial(bank, shape, where)
     pads = bank.pads()
     out = output_size(in_size, bank.kernel_size, bank.stride, pads, bank.dilation, where=where)
-    full = bank.regrid(out)
+    # the dense matrix, and the d + 2 index tensors over the regridded bank that scatter into it
+    device = bank.weight.device
+    dense = (bank.out_channels * math.prod(out), math.prod(shape))
+    check_allocation(dense, bank.weight.dtype, device, where)
+    check_allocation((bank.d + 2, *out, *bank.weight.shape[bank.d :]), torch.int64, device, where)
+    full = bank.regrid(out, where)
     return _linear(_dense_weight(full, in_size, pads), _dense_bias(full))
 
 
@@ -173,9 +188,9 @@ def to_locally_connected(
     where = "to_locally_connected"
     bank = read_bank(layer, where, kinds=("conv", "tiled"))
     size = ntuple(input_size, bank.d, "input_size", where=where)
+    share = _sharing(bank, shared_bias, where)
     out = output_size(size, bank.kernel_size, bank.stride, bank.pads(), bank.dilation, where=where)
-    share = bank.shared_bias if shared_bias is None else shared_bias
-    return build(bank.regrid(out), "local", share, input_size=size)
+    return build(bank.regrid(out, where), "local", share, input_size=size)
 
 
 def to_tiled(layer: nn.Module, tile_size: IntOrTuple, shared_bias: bool | None = None) -> nn.Module:
@@ -195,8 +210,22 @@ def to_tiled(layer: nn.Module, tile_size: IntOrTuple, shared_bias: bool | None =
             f"{where}: tile_size {tile} must be a multiple of the layer's tile {bank.grid} for "
             f"the conversion to be exact (use project() to go to a coarser tiling)"
         )
-    share = bank.shared_bias if shared_bias is None else shared_bias
-    return build(bank.regrid(tile), "tiled", share)
+    share = _sharing(bank, shared_bias, where)
+    return build(bank.regrid(tile, where), "tiled", share)
+
+
+def _sharing(bank: Bank, shared_bias: bool | None, where: str) -> bool:
+    """Whether the new layer shares its bias: the source's sharing unless ``shared_bias`` says.
+
+    A bias per position cannot be shared exactly, so ``shared_bias=True`` is refused for it.
+    """
+    check_flag(shared_bias, "shared_bias", where, allow_none=True)
+    if shared_bias and bank.bias is not None and not bank.shared_bias:
+        raise ValueError(
+            f"{where}: shared_bias=True needs a layer whose bias is shared (one per channel); "
+            f"this {type_name(bank)} layer has a bias per kernel (use project() to average it)"
+        )
+    return bank.shared_bias if shared_bias is None else shared_bias
 
 
 def linear_to_conv(
@@ -222,13 +251,16 @@ def linear_to_conv(
     """
     where = "linear_to_conv"
     if not isinstance(linear, nn.Linear):
-        raise TypeError(f"{where}: expected an nn.Linear, got {type(linear).__name__}")
-    shape = ntuple(tuple(input_shape), len(input_shape), "input_shape", where=where)
+        raise TypeError(f"{where}: linear must be an nn.Linear, got {type(linear).__name__}")
+    check_initialised(linear, "linear", where)
+    shape = check_shape(input_shape, "input_shape", where)
     d = len(shape) - 1
     if d not in CONV:
         raise ValueError(
             f"{where}: input_shape must be (C, *spatial) with 1 to 3 spatial dims, got {shape}"
         )
+    check_flag(channels_last, "channels_last", where)
+    dilation = ntuple(dilation, d, "dilation", where=where)
     if math.prod(shape) != linear.in_features:
         raise ValueError(
             f"{where}: input_shape {shape} has {math.prod(shape)} elements, but the Linear expects "
@@ -245,10 +277,12 @@ def linear_to_conv(
 
 def linear_to_conv1x1(linear: nn.Linear, dim: int = 2) -> nn.Module:
     """The 1x1 convolution that applies ``linear`` at every position of a ``dim``-D map."""
+    where = "linear_to_conv1x1"
     if not isinstance(linear, nn.Linear):
-        raise TypeError(f"linear_to_conv1x1: expected an nn.Linear, got {type(linear).__name__}")
-    if dim not in CONV:
-        raise ValueError(f"linear_to_conv1x1: dim must be 1, 2 or 3, got {dim!r}")
+        raise TypeError(f"{where}: linear must be an nn.Linear, got {type(linear).__name__}")
+    check_initialised(linear, "linear", where)
+    if check_int(dim, "dim", where) not in CONV:
+        raise ValueError(f"{where}: dim must be 1, 2 or 3, got {dim!r}")
     w = linear.weight.detach()
     return _conv(w.reshape(*w.shape, *(1,) * dim), linear.bias, 1)
 
@@ -279,15 +313,16 @@ def conv1x1_to_linear(conv: nn.Module) -> nn.Linear:
     """
     where = "conv1x1_to_linear"
     if not isinstance(conv, (nn.Conv1d, nn.Conv2d, nn.Conv3d)):
-        raise TypeError(f"{where}: expected an nn.Conv1d/2d/3d, got {type(conv).__name__}")
+        raise TypeError(f"{where}: conv must be an nn.Conv1d/2d/3d, got {type(conv).__name__}")
+    check_initialised(conv, "conv", where)
     if any(k != 1 for k in conv.kernel_size):
         raise ValueError(
-            f"{where}: expected kernel_size of all ones, got {tuple(conv.kernel_size)}"
+            f"{where}: conv must have kernel_size of all ones, got {tuple(conv.kernel_size)}"
         )
     pads = read_bank(conv, where).pads()
     if any(s != 1 for s in conv.stride) or any(lo or hi for lo, hi in pads):
         raise ValueError(
-            f"{where}: expected stride 1 and no padding (a per-pixel map), got stride="
+            f"{where}: conv must have stride 1 and no padding (a per-pixel map), got stride="
             f"{tuple(conv.stride)}, padding={conv.padding}"
         )
     g = conv.groups

@@ -49,6 +49,11 @@ def project(layer: nn.Module, to: str = "conv", tile_size: IntOrTuple | None = N
     where = "project"
     bank = read_bank(layer, where)
     if to == "conv":
+        if tile_size is not None:
+            raise ValueError(
+                f"{where}: tile_size is only for to='tiled' (a convolution has one kernel), got "
+                f"{tile_size!r}"
+            )
         grid = (1,) * bank.d
     elif to == "tiled":
         if tile_size is None:
@@ -61,7 +66,7 @@ def project(layer: nn.Module, to: str = "conv", tile_size: IntOrTuple | None = N
             f"{where}: tile_size {grid} is larger than the layer's output size {bank.grid}: some "
             f"tiled kernels would have no position to average"
         )
-    source = bank if bank.kind == "local" else bank.regrid(_lcm(bank.grid, grid))
+    source = bank if bank.kind == "local" else bank.regrid(_lcm(bank.grid, grid), where)
     weight, weight_error = _class_mean(source.weight, grid)
     params, errors = [source.weight], [weight_error]
     bias = None
@@ -70,7 +75,9 @@ def project(layer: nn.Module, to: str = "conv", tile_size: IntOrTuple | None = N
         params.append(source.bias)
         errors.append(bias_error)
     norm = torch.stack([p.double().square().sum() for p in params]).sum().sqrt()
-    error = torch.stack([e.double().square().sum() for e in errors]).sum().sqrt() / norm
+    residual = torch.stack([e.double().square().sum() for e in errors]).sum().sqrt()
+    # all-zero parameters project exactly (0/0 would be NaN)
+    error = residual / norm if norm > 0 else residual
     projected = Bank(**{**bank.__dict__, "weight": weight, "bias": bias, "input_size": None})
     kind = "conv" if to == "conv" else "tiled"
     return Projection(build(projected, kind, bank.shared_bias or bias is None), float(error))

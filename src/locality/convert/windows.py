@@ -10,14 +10,43 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Callable
 from typing import Any
 
 import torch
 from torch import nn
 
 from locality._arguments import IntOrTuple, ntuple
+from locality.convert.geometry import Geometry
 
 __all__ = ["sliding_window", "shift_and_stitch"]
+
+
+def _check_call(model: object, x: object, where: str) -> int:
+    """Check ``model`` and ``x`` before any work; return the number of spatial dims of ``x``."""
+    if not callable(model):
+        raise TypeError(f"{where}: model must be a callable nn.Module, got {type(model).__name__}")
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{where}: x must be a torch.Tensor, got {type(x).__name__}")
+    if x.dim() < 3:
+        raise ValueError(
+            f"{where}: x must be a (N, C, *spatial) tensor, got shape {tuple(x.shape)}"
+        )
+    return x.dim() - 2
+
+
+def _run(model: Callable[[torch.Tensor], Any], batch: torch.Tensor, where: str) -> torch.Tensor:
+    """``model(batch)``, with what the model says when it cannot take ``batch`` named."""
+    try:
+        out = model(batch)
+    except Exception as error:  # the model's own complaint, whatever its type
+        raise ValueError(
+            f"{where}: model failed on an input of shape {tuple(batch.shape)} cut from x: "
+            f"{type(error).__name__}: {error}"
+        ) from error
+    if not isinstance(out, torch.Tensor):
+        raise TypeError(f"{where}: model must return a tensor, got {type(out).__name__}")
+    return out
 
 
 def sliding_window(
@@ -36,11 +65,7 @@ def sliding_window(
         map, laid out as a fully convolutional network's output.
     """
     where = "sliding_window"
-    if not isinstance(x, torch.Tensor) or x.dim() < 3:
-        raise ValueError(
-            f"{where}: x must be a (N, C, *spatial) tensor, got {getattr(x, 'shape', type(x))}"
-        )
-    d = x.dim() - 2
+    d = _check_call(model, x, where)
     size = ntuple(window, d, "window", where=where)
     step = ntuple(stride, d, "stride", where=where)
     if any(w > n for w, n in zip(size, x.shape[2:], strict=True)):
@@ -50,8 +75,13 @@ def sliding_window(
         patches = patches.unfold(2 + i, w, s)
     counts = tuple(patches.shape[2 : 2 + d])
     # (N, C, *n, *window) -> (N, *n, C, *window) -> one batch of N * prod(n) windows.
-    batch = patches.movedim(1, 1 + d).reshape(-1, x.shape[1], *size)
-    scores = model(batch)
+    batch = patches.movedim(1, 1 + d).reshape(x.shape[0] * math.prod(counts), x.shape[1], *size)
+    scores = _run(model, batch, where)
+    if scores.dim() < 1 or scores.shape[0] != batch.shape[0]:
+        raise ValueError(
+            f"{where}: model must return (B, *scores) for B windows; on {batch.shape[0]} "
+            f"windows it returned shape {tuple(scores.shape)}"
+        )
     scores = scores.reshape(x.shape[0], *counts, *scores.shape[1:])
     return scores.movedim(tuple(range(1, 1 + d)), tuple(range(scores.dim() - d, scores.dim())))
 
@@ -76,16 +106,17 @@ def shift_and_stitch(
         ``(N, K, *fine)``, ``fine[i]`` the largest count every shift can fill.
     """
     where = "shift_and_stitch"
-    if not isinstance(x, torch.Tensor) or x.dim() < 3:
-        raise ValueError(
-            f"{where}: x must be a (N, C, *spatial) tensor, got {getattr(x, 'shape', type(x))}"
-        )
-    d = x.dim() - 2
+    d = _check_call(model, x, where)
     if stride is None:
         geometry = getattr(model, "geometry", None)
-        if geometry is None:
+        if not isinstance(geometry, Geometry):
             raise ValueError(
                 f"{where}: pass stride= or a model from fully_convolutional() (it has .geometry)"
+            )
+        if len(geometry.stride) != d:
+            raise ValueError(
+                f"{where}: x must have {len(geometry.stride)} spatial dims, as the model's "
+                f"geometry has, got shape {tuple(x.shape)}"
             )
         stride = geometry.stride
     step = ntuple(stride, d, "stride", where=where)
@@ -93,13 +124,24 @@ def shift_and_stitch(
     if any(s % f for s, f in zip(step, fine, strict=True)):
         raise ValueError(f"{where}: factor {fine} must divide the network's stride {step}")
     shift = tuple(s // f for s, f in zip(step, fine, strict=True))
+    reach = tuple((f - 1) * t for f, t in zip(fine, shift, strict=True))
+    if any(r >= n for r, n in zip(reach, x.shape[2:], strict=True)):
+        raise ValueError(
+            f"{where}: factor {fine} shifts x by up to {reach}, which leaves nothing of its "
+            f"spatial size {tuple(x.shape[2:])}"
+        )
     maps = {}
     for offset in itertools.product(*(range(f) for f in fine)):
         crop: tuple[Any, ...] = (
             ...,
             *(slice(a * t, None) for a, t in zip(offset, shift, strict=True)),
         )
-        maps[offset] = model(x[crop])
+        maps[offset] = _run(model, x[crop], where)
+        if maps[offset].dim() != x.dim():
+            raise ValueError(
+                f"{where}: model must return a (N, K, *spatial) map with as many spatial dims "
+                f"as x {tuple(x.shape)}, got shape {tuple(maps[offset].shape)}"
+            )
     counts = tuple(
         min(m.shape[-d + i] * f + a[i] for a, m in maps.items()) for i, f in enumerate(fine)
     )

@@ -15,7 +15,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 from torch import nn
 
-from locality._arguments import padding_amounts
+from locality._arguments import check_initialised, check_int, padding_amounts
 from locality.draw.palette import weight_colour
 from locality.layers._base import _ConnectivityNd
 from locality.layers.local import _LocallyConnectedNd
@@ -58,10 +58,27 @@ class Wiring:
         return self.kernels * self.taps
 
 
+# More connections than a picture can show (and than matplotlib draws in reasonable time).
+MAX_EDGES = 10_000
+
+
+def _check_edges(edges: int, what: str, where: str) -> None:
+    if edges > MAX_EDGES:
+        raise ValueError(
+            f"{where}: {what} make {edges:,} connections, more than the {MAX_EDGES:,} a picture "
+            f"can show"
+        )
+
+
 def dense_wiring(n_in: int, n_out: int) -> Wiring:
     """Every output reads every input with a weight of its own: ``n_out x n_in`` weights."""
-    if n_in < 1 or n_out < 1:
-        raise ValueError(f"dense_wiring: n_in and n_out must be positive, got {n_in}, {n_out}")
+    return _dense_wiring(n_in, n_out, "dense_wiring")
+
+
+def _dense_wiring(n_in: int, n_out: int, where: str) -> Wiring:
+    check_int(n_in, "n_in", where)
+    check_int(n_out, "n_out", where)
+    _check_edges(n_in * n_out, f"n_in={n_in} and n_out={n_out}", where)
     edges = tuple((i, j, i, j) for i in range(n_out) for j in range(n_in))
     step = (n_in - 1) / max(n_out - 1, 1)
     out_x = tuple(i * step if n_out > 1 else (n_in - 1) / 2 for i in range(n_out))
@@ -81,16 +98,37 @@ def bank_wiring(
     ``grid=1`` is a convolution, ``grid=t`` a tiled convolution and ``grid=None`` a locally
     connected layer (a kernel per output).
     """
+    return _bank_wiring(n_in, kernel_size, grid, stride, padding, dilation, "bank_wiring")
+
+
+def _bank_wiring(
+    n_in: int,
+    kernel_size: int,
+    grid: int | None,
+    stride: int,
+    padding: int,
+    dilation: int,
+    where: str,
+) -> Wiring:
+    for name, value in (
+        ("n_in", n_in),
+        ("kernel_size", kernel_size),
+        ("stride", stride),
+        ("dilation", dilation),
+    ):
+        check_int(value, name, where)
+    check_int(padding, "padding", where, minimum=0)
+    if grid is not None:
+        check_int(grid, "grid", where)
     extent = dilation * (kernel_size - 1) + 1
-    if min(n_in, kernel_size, stride, dilation) < 1 or padding < 0 or extent > n_in + 2 * padding:
+    if extent > n_in + 2 * padding:
         raise ValueError(
-            f"bank_wiring: need a kernel extent ({extent}) no larger than the padded input "
-            f"({n_in} + 2*{padding}) and positive sizes, got n_in={n_in}, "
-            f"kernel_size={kernel_size}, stride={stride}, dilation={dilation}"
+            f"{where}: the kernel extent {extent} (kernel_size={kernel_size}, "
+            f"dilation={dilation}) is larger than the padded input, n_in + 2*padding = {n_in} + "
+            f"2*{padding}"
         )
-    if grid is not None and grid < 1:
-        raise ValueError(f"bank_wiring: grid must be a positive int or None, got {grid}")
     n_out = (n_in + 2 * padding - extent) // stride + 1
+    _check_edges(n_out * kernel_size, f"n_in={n_in} and kernel_size={kernel_size}", where)
     kernels = n_out if grid is None else min(grid, n_out)
     edges = []
     for i in range(n_out):
@@ -112,10 +150,28 @@ def bank_wiring(
 def wiring_of(layer: nn.Module, n_in: int | None = None) -> Wiring:
     """The wiring of a 1-D layer instance: ``Linear``, ``Conv1d``, ``TiledConv1d`` or
     ``LocallyConnected1d``. ``n_in`` is the input length (a ``LocallyConnected1d`` knows it)."""
+    return _wiring_of(layer, n_in, "wiring_of")
+
+
+def _wiring_of(layer: nn.Module, n_in: int | None, where: str) -> Wiring:
+    if isinstance(layer, nn.Module):
+        check_initialised(layer, "layer", where)
+    if n_in is not None:
+        check_int(n_in, "n_in", where)
     if isinstance(layer, nn.Linear):
-        wiring = dense_wiring(layer.in_features, layer.out_features)
+        if n_in is not None and n_in != layer.in_features:
+            raise ValueError(
+                f"{where}: n_in must be the Linear's in_features={layer.in_features} (or None), "
+                f"got {n_in}"
+            )
+        wiring = _dense_wiring(layer.in_features, layer.out_features, where)
         return _titled(wiring, f"Linear({layer.in_features}, {layer.out_features})")
     if isinstance(layer, _LocallyConnectedNd):
+        if n_in is not None and n_in != layer.input_size[0]:
+            raise ValueError(
+                f"{where}: n_in must be the layer's input_size {layer.input_size[0]} (or None), "
+                f"got {n_in}"
+            )
         n_in = layer.input_size[0]
         grid: int | None = None
     elif isinstance(layer, _TiledConvNd):
@@ -124,19 +180,19 @@ def wiring_of(layer: nn.Module, n_in: int | None = None) -> Wiring:
         grid = 1
     else:
         raise TypeError(
-            f"wiring_of: layer must be Linear, Conv1d, TiledConv1d or LocallyConnected1d, got "
+            f"{where}: layer must be Linear, Conv1d, TiledConv1d or LocallyConnected1d, got "
             f"{type(layer).__name__}"
         )
     if len(layer.kernel_size) != 1:
         raise ValueError(
-            f"wiring_of: draws 1-D layers; got a {len(layer.kernel_size)}-D "
+            f"{where}: layer must be 1-D, got a {len(layer.kernel_size)}-D "
             f"{type(layer).__name__} (use tile_map_figure for 2-D layers)"
         )
     if n_in is None:
-        raise ValueError(f"wiring_of: n_in (the input length) is needed for {type(layer).__name__}")
+        raise ValueError(f"{where}: n_in (the input length) is needed for {type(layer).__name__}")
     (k,), (s,), (dl,) = layer.kernel_size, layer.stride, layer.dilation
     ((before, _),) = padding_amounts(layer.padding, (k,), (s,), (dl,))
-    wiring = bank_wiring(n_in, k, grid, s, before, dl)
+    wiring = _bank_wiring(n_in, k, grid, s, before, dl, where)
     return _titled(wiring, f"{type(layer).__name__}: {wiring.title}")
 
 
@@ -155,6 +211,13 @@ def draw_wiring(wiring: Wiring, ax: Axes | None = None, caption: str | None = No
 
     ``caption`` goes under the weight bank; by default it counts the weights.
     """
+    where = "draw_wiring"
+    if not isinstance(wiring, Wiring):
+        raise TypeError(f"{where}: wiring must be a Wiring, got {type(wiring).__name__}")
+    if ax is not None and not isinstance(ax, Axes):
+        raise TypeError(f"{where}: ax must be matplotlib Axes or None, got {type(ax).__name__}")
+    if caption is not None and not isinstance(caption, str):
+        raise TypeError(f"{where}: caption must be a str or None, got {type(caption).__name__}")
     if ax is None:
         ax = Figure(figsize=(max(4.0, 0.55 * wiring.n_in + 1.5), 4.2)).add_subplot()
     colour = {
@@ -228,12 +291,14 @@ def four_panel_figure(n_in: int = 8, kernel_size: int = 3, tile_size: int = 2) -
     The same ``n_in`` inputs and the same outputs in all four panels (the dense layer has as
     many outputs as the others); only the sharing of weights differs.
     """
-    local = bank_wiring(n_in, kernel_size, None)
+    where = "four_panel_figure"
+    check_int(tile_size, "tile_size", where)
+    local = _bank_wiring(n_in, kernel_size, None, 1, 0, 1, where)
     panels = [
-        dense_wiring(n_in, local.n_out),
+        _dense_wiring(n_in, local.n_out, where),
         local,
-        bank_wiring(n_in, kernel_size, tile_size),
-        bank_wiring(n_in, kernel_size, 1),
+        _bank_wiring(n_in, kernel_size, tile_size, 1, 0, 1, where),
+        _bank_wiring(n_in, kernel_size, 1, 1, 0, 1, where),
     ]
     figure = Figure(figsize=(11, 7.4), layout="constrained")
     figure.suptitle(
@@ -258,7 +323,7 @@ def layer_figure(layer: nn.Module, n_in: int | None = None) -> Figure:
     With several channels, each edge stands for ``out_channels x in_channels / groups``
     weights; the caption gives the layer's real parameter count.
     """
-    wiring = wiring_of(layer, n_in)
+    wiring = _wiring_of(layer, n_in, "layer_figure")
     params = sum(p.numel() for p in layer.parameters())
     caption = _count_caption(wiring).replace(" parameters", " weights shown")
     if isinstance(layer, (nn.modules.conv._ConvNd, _ConnectivityNd)):

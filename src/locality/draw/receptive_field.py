@@ -6,17 +6,33 @@ and its window is drawn: nested boxes that grow with depth (and with stride).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 from torch import nn
 
+from locality._arguments import check_module, check_shape
 from locality.analysis.receptive_field import ReceptiveField
 from locality.analysis.summary import LayerRow, summary
 from locality.draw.palette import kernel_colour
 
 __all__ = ["receptive_field_figure"]
+
+# Larger inputs are drawn as more grid lines than anyone can see.
+MAX_SIDE = 512
+
+
+def _point(centre: object, where: str) -> tuple[float, float]:
+    """``centre`` as (row, column): two finite numbers."""
+    values = tuple(centre) if isinstance(centre, (tuple, list)) else ()
+    numbers = [isinstance(v, (int, float)) and not isinstance(v, bool) for v in values]
+    if len(values) != 2 or not all(numbers):
+        raise TypeError(f"{where}: centre must be (row, column), two numbers, got {centre!r}")
+    if not all(math.isfinite(v) for v in values):
+        raise ValueError(f"{where}: centre must be finite, got {centre!r}")
+    return values[0], values[1]
 
 
 def receptive_field_figure(
@@ -30,14 +46,21 @@ def receptive_field_figure(
         input_shape: ``(C, H, W)`` without the batch dimension.
         centre: input ``(row, column)`` the units are picked around; default the middle.
     """
-    if len(input_shape) != 3:
+    where = "receptive_field_figure"
+    check_module(model, "model", where)
+    _, height, width = check_shape(input_shape, "input_shape (C, H, W)", where, length=3)
+    if max(height, width) > MAX_SIDE:
         raise ValueError(
-            f"receptive_field_figure: input_shape must be (C, H, W), got {tuple(input_shape)}"
+            f"{where}: input_shape {tuple(input_shape)} is too large to draw cell by cell (H and "
+            f"W at most {MAX_SIDE})"
         )
-    _, height, width = input_shape
-    point = tuple(centre) if centre is not None else ((height - 1) / 2, (width - 1) / 2)
+    point = ((height - 1) / 2, (width - 1) / 2) if centre is None else _point(centre, where)
+    try:
+        layer_rows = summary(model, input_shape).rows
+    except ValueError as error:
+        raise ValueError(f"{where}: {error}") from error
     steps: list[tuple[LayerRow, ReceptiveField, tuple[int, ...], tuple[range, ...]]] = []
-    for row in summary(model, input_shape).rows:
+    for row in layer_rows:
         field = row.receptive_field
         if field is None or field.size is None or row.kind == "other" and not steps:
             continue
@@ -52,7 +75,7 @@ def receptive_field_figure(
         ]
         steps.append((row, field, field.size, field.window(position)))
     if not steps:
-        raise ValueError("receptive_field_figure: the model has no sliding-window layer to draw")
+        raise ValueError(f"{where}: the model has no 2-D sliding-window layer to draw")
 
     figure = Figure(figsize=(7.4, 6.2), layout="constrained")
     ax = figure.add_subplot()

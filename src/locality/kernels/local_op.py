@@ -148,16 +148,21 @@ grad_input.register_autograd(_backward_grad_input, setup_context=_setup_grad_inp
 grad_weight.register_autograd(_backward_grad_weight, setup_context=_setup_grad_weight)
 
 
-@register_flop_formula(torch.ops.locality.locally_connected)
-def _flops_forward(x_shape, w_shape, *args, **kwargs) -> int:
+def forward_flops(x_shape, w_shape, *args, **kwargs) -> int:
+    """FLOPs of the forward: one multiply-add per weight and example (bias not counted)."""
     return 2 * x_shape[0] * math.prod(w_shape)
 
 
-@register_flop_formula(torch.ops.locality.locally_connected_grad_input)
-def _flops_grad_input(grad_shape, w_shape, *args, **kwargs) -> int:
+def grad_input_flops(grad_shape, w_shape, *args, **kwargs) -> int:
+    """FLOPs of grad_input: the forward's, run backwards."""
     return 2 * grad_shape[0] * math.prod(w_shape)
 
 
-@register_flop_formula(torch.ops.locality.locally_connected_grad_weight)
-def _flops_grad_weight(grad_shape, x_shape, *args, out_shape, **kwargs) -> int:
+def grad_weight_flops(grad_shape, x_shape, *args, out_shape, **kwargs) -> int:
+    """FLOPs of grad_weight: one multiply-add per weight-gradient entry and example."""
     return 2 * grad_shape[0] * math.prod(out_shape)
+
+
+register_flop_formula(torch.ops.locality.locally_connected)(forward_flops)
+register_flop_formula(torch.ops.locality.locally_connected_grad_input)(grad_input_flops)
+register_flop_formula(torch.ops.locality.locally_connected_grad_weight)(grad_weight_flops)

@@ -44,7 +44,7 @@ from typing import Any
 import torch
 from torch.utils.flop_counter import register_flop_formula
 
-from locality.kernels import reference
+from locality.kernels import local_op, reference
 
 #: Set to 1 to make :func:`available` report False (dispatch then uses the PyTorch path).
 DISABLE_ENV = "LOCALITY_DISABLE_TRITON"
@@ -486,19 +486,14 @@ def _backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
 _forward_op.register_autograd(_backward, setup_context=_setup_context)
 
 
-@register_flop_formula(torch.ops.locality.locally_connected_triton)
-def _flops_forward(x_shape, w_shape, *args, **kwargs) -> int:
-    return 2 * x_shape[0] * math.prod(w_shape)
-
-
-@register_flop_formula(torch.ops.locality.locally_connected_triton_grad_input)
-def _flops_grad_input(grad_shape, w_shape, *args, **kwargs) -> int:
-    return 2 * grad_shape[0] * math.prod(w_shape)
-
-
-@register_flop_formula(torch.ops.locality.locally_connected_triton_grad_weight)
-def _flops_grad_weight(grad_shape, x_shape, *args, out_shape, **kwargs) -> int:
-    return 2 * grad_shape[0] * math.prod(out_shape)
+# The same flop formulas as the PyTorch path's op family (same signatures, same work).
+register_flop_formula(torch.ops.locality.locally_connected_triton)(local_op.forward_flops)
+register_flop_formula(torch.ops.locality.locally_connected_triton_grad_input)(
+    local_op.grad_input_flops
+)
+register_flop_formula(torch.ops.locality.locally_connected_triton_grad_weight)(
+    local_op.grad_weight_flops
+)
 
 
 def locally_connected(
