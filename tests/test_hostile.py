@@ -400,12 +400,12 @@ def test_nan_and_inf_propagate_as_through_a_convolution(kind, d, mode, bad, data
 
 def test_check_allocation_refuses_with_the_bytes_needed():
     with pytest.raises(
-        ValueError, match=r"LocallyConnected2d: .*needs 4\.00 TB \(4,000,000,000,000 bytes\)"
+        ValueError, match=r"LocallyConnected2d: .*needs 4 TB \(4,000,000,000,000 bytes\)"
     ):
         check_allocation((10**6, 1, 1, 1000, 1000), torch.float32, "cpu", "LocallyConnected2d")
     check_allocation((10**6, 1, 1, 1000, 1000), torch.float32, "meta", "x")  # meta is free
     check_allocation((10, 10), torch.float64, None, "x")
-    assert format_bytes(400_000_000) == "400.00 MB"
+    assert format_bytes(400_000_000) == "400 MB"
 
 
 @pytest.mark.parametrize(
@@ -422,13 +422,13 @@ def test_huge_layer_fails_fast_before_allocating(make):
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_huge_layer_fails_fast_on_cuda():
-    with pytest.raises(ValueError, match=r"needs 4\.00 TB .* available on cuda"):
+    with pytest.raises(ValueError, match=r"needs 4 TB .* available on cuda"):
         locality.LocallyConnected2d(1, 1, 1000, input_size=1999, device="cuda")
 
 
 def test_huge_lazy_layer_fails_fast_at_its_first_input():
     layer = locality.LazyLocallyConnected2d(1, 1000)
-    with pytest.raises(ValueError, match=r"LocallyConnected2d: .*needs 4\.00 TB"):
+    with pytest.raises(ValueError, match=r"LocallyConnected2d: .*needs 4 TB"):
         layer(torch.zeros(1, 1, 1999, 1999))
 
 

@@ -14,17 +14,27 @@ from collections.abc import Sequence
 
 import torch
 
+from locality._arguments import check_int
+
 __all__ = ["check_allocation", "available_bytes", "format_bytes"]
 
 
+_BYTE_UNITS = ("B", "kB", "MB", "GB", "TB", "PB", "EB")
+
+
 def format_bytes(n: int) -> str:
-    """``4000000000000`` -> ``'4.00 TB'`` (decimal units, as disks and the notes count)."""
-    value = float(n)
-    for unit in ("B", "kB", "MB", "GB", "TB", "PB"):
-        if value < 1000 or unit == "PB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.2f} {unit}"
+    """Bytes in decimal (SI) units, as disks and the notes count, three significant digits.
+
+    ``4_000_000_000_000`` -> ``"4 TB"``; ``1_612_800`` -> ``"1.61 MB"``.
+    """
+    value, unit = float(check_int(n, "n", "format_bytes", minimum=0)), 0
+    while value >= 1000 and unit < len(_BYTE_UNITS) - 1:
         value /= 1000
-    raise AssertionError
+        unit += 1
+    if unit == 0:
+        return f"{n} B"
+    digits = f"{value:.3g}" if value < 1000 else f"{value:,.0f}"
+    return f"{digits} {_BYTE_UNITS[unit]}"
 
 
 def available_bytes(device: torch.device) -> int | None:

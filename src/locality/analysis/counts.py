@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import torch
 
 from locality._arguments import check_flag, check_int, check_shape
+from locality._memory import format_bytes
 
 __all__ = [
     "Cost",
@@ -252,21 +253,3 @@ def format_count(n: int, power_of_ten: bool = False) -> str:
     sign = "-" if n < 0 else ""
     power = f"10^{exponent}" if digits == "1" else f"{digits}x10^{exponent}"
     return f"{text} ({'' if exact else '~'}{sign}{power})"
-
-
-_BYTE_UNITS = ("B", "kB", "MB", "GB", "TB", "PB", "EB")
-
-
-def format_bytes(n: int) -> str:
-    """Bytes in decimal (SI) units, three significant digits.
-
-    ``4_000_000_000_000`` -> ``"4 TB"``.
-    """
-    value, unit = float(check_int(n, "n", "format_bytes", minimum=0)), 0
-    while value >= 1000 and unit < len(_BYTE_UNITS) - 1:
-        value /= 1000
-        unit += 1
-    if unit == 0:
-        return f"{n} B"
-    digits = f"{value:.3g}" if value < 1000 else f"{value:,.0f}"
-    return f"{digits} {_BYTE_UNITS[unit]}"
