@@ -88,6 +88,23 @@ def test_matches_reference_float16():
         torch.testing.assert_close(g.float(), w, rtol=1e-2, atol=1e-2, msg=name)
 
 
+@pytest.mark.parametrize("case", CASES[:2], ids=["2d-local-bias", "1d-shared-bias"])
+def test_second_derivatives_match_reference(case):
+    """A gradient penalty: d/d(x, W, b) of |dL/dW|^2 through the Triton ops' own autograd."""
+    x, weight, bias = _inputs(case, torch.float32)
+    stride, dilation, groups = case[5], case[6], case[7]
+
+    def penalty_grads(fn):
+        y = fn(x, weight, bias, stride, dilation, groups)
+        (grad_w,) = torch.autograd.grad(y.square().sum(), weight, create_graph=True)
+        return torch.autograd.grad(grad_w.square().sum(), [x, weight, bias])
+
+    got = penalty_grads(triton_local.locally_connected)
+    want = penalty_grads(reference.locally_connected)
+    for name, g, w in zip(["x", "weight", "bias"], got, want, strict=True):
+        torch.testing.assert_close(g, w, rtol=1e-4, atol=1e-3 * w.abs().max().item(), msg=name)
+
+
 def test_custom_op_registrations():
     """Fake tensors, autograd and schema as torch.compile/export rely on (opcheck)."""
     case = CASES[0]

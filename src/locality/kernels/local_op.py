@@ -68,84 +68,90 @@ def grad_weight(
     return local_cpu.grad_weight(grad_out, x, kernel_size, stride, dilation, groups)
 
 
-@locally_connected.register_fake
-def _(x, weight, bias, stride, dilation, groups):
-    d = (weight.dim() - 2) // 2
-    return x.new_empty((x.shape[0], weight.shape[d], *weight.shape[:d]))
+def register_fakes_and_autograd(
+    forward: Any, grad_input: Any, grad_weight: Any, output_dtype: bool = False
+) -> None:
+    """Give an op family with this module's signatures its fake kernels and autograd formulas.
+
+    The formulas are made of the family's own ops (the three are bilinear, so this closes under
+    differentiation: higher derivatives work). ``output_dtype``: the grad_input fake takes the
+    weight's dtype rather than the output gradient's (for kernels that compute in another dtype).
+    """
+
+    @forward.register_fake
+    def _(x, weight, bias, stride, dilation, groups):
+        d = (weight.dim() - 2) // 2
+        return x.new_empty((x.shape[0], weight.shape[d], *weight.shape[:d]))
+
+    @grad_input.register_fake
+    def _(grad_out, weight, spatial, stride, dilation, groups):
+        d = (weight.dim() - 2) // 2
+        dtype = weight.dtype if output_dtype else grad_out.dtype
+        shape = (grad_out.shape[0], weight.shape[d + 1] * groups, *spatial)
+        return grad_out.new_empty(shape, dtype=dtype)
+
+    @grad_weight.register_fake
+    def _(grad_out, x, kernel_size, stride, dilation, groups):
+        channels = x.shape[1] // groups
+        return x.new_empty((*grad_out.shape[2:], grad_out.shape[1], channels, *kernel_size))
+
+    def setup_forward(ctx: Any, inputs: tuple, output: torch.Tensor) -> None:
+        x, weight, bias, stride, dilation, groups = inputs
+        ctx.save_for_backward(x, weight)
+        ctx.geometry = (stride, dilation, groups)
+        ctx.bias_dim = None if bias is None else bias.dim()
+
+    def backward_forward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        x, weight = ctx.saved_tensors
+        stride, dilation, groups = ctx.geometry
+        d = (weight.dim() - 2) // 2
+        grad_x = grad_w = grad_b = None
+        if ctx.needs_input_grad[0]:
+            grad_x = grad_input(grad, weight, x.shape[2:], stride, dilation, groups)
+        if ctx.needs_input_grad[1]:
+            grad_w = grad_weight(grad, x, weight.shape[d + 2 :], stride, dilation, groups)
+        if ctx.needs_input_grad[2]:
+            per_position = ctx.bias_dim != 1
+            grad_b = grad.sum(0).movedim(0, -1) if per_position else grad.sum((0, *range(2, 2 + d)))
+        return grad_x, grad_w, grad_b, None, None, None
+
+    def setup_grad_input(ctx: Any, inputs: tuple, output: torch.Tensor) -> None:
+        grad_out, weight, _, stride, dilation, groups = inputs
+        ctx.save_for_backward(grad_out, weight)
+        ctx.geometry = (stride, dilation, groups)
+
+    def backward_grad_input(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        grad_out, weight = ctx.saved_tensors
+        stride, dilation, groups = ctx.geometry
+        d = (weight.dim() - 2) // 2
+        grad_g = grad_w = None
+        if ctx.needs_input_grad[0]:
+            grad_g = forward(grad, weight, None, stride, dilation, groups)
+        if ctx.needs_input_grad[1]:
+            grad_w = grad_weight(grad_out, grad, weight.shape[d + 2 :], stride, dilation, groups)
+        return grad_g, grad_w, None, None, None, None
+
+    def setup_grad_weight(ctx: Any, inputs: tuple, output: torch.Tensor) -> None:
+        grad_out, x, _, stride, dilation, groups = inputs
+        ctx.save_for_backward(grad_out, x)
+        ctx.geometry = (stride, dilation, groups)
+
+    def backward_grad_weight(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        grad_out, x = ctx.saved_tensors
+        stride, dilation, groups = ctx.geometry
+        grad_g = grad_x = None
+        if ctx.needs_input_grad[0]:
+            grad_g = forward(x, grad, None, stride, dilation, groups)
+        if ctx.needs_input_grad[1]:
+            grad_x = grad_input(grad_out, grad, x.shape[2:], stride, dilation, groups)
+        return grad_g, grad_x, None, None, None, None
+
+    forward.register_autograd(backward_forward, setup_context=setup_forward)
+    grad_input.register_autograd(backward_grad_input, setup_context=setup_grad_input)
+    grad_weight.register_autograd(backward_grad_weight, setup_context=setup_grad_weight)
 
 
-@grad_input.register_fake
-def _(grad_out, weight, spatial, stride, dilation, groups):
-    d = (weight.dim() - 2) // 2
-    return grad_out.new_empty((grad_out.shape[0], weight.shape[d + 1] * groups, *spatial))
-
-
-@grad_weight.register_fake
-def _(grad_out, x, kernel_size, stride, dilation, groups):
-    return x.new_empty((*grad_out.shape[2:], grad_out.shape[1], x.shape[1] // groups, *kernel_size))
-
-
-def _setup_forward(ctx: Any, inputs: tuple, output: torch.Tensor) -> None:
-    x, weight, bias, stride, dilation, groups = inputs
-    ctx.save_for_backward(x, weight)
-    ctx.geometry = (stride, dilation, groups)
-    ctx.bias_dim = None if bias is None else bias.dim()
-
-
-def _backward_forward(ctx: Any, grad: torch.Tensor):
-    x, weight = ctx.saved_tensors
-    stride, dilation, groups = ctx.geometry
-    d = (weight.dim() - 2) // 2
-    grad_x = grad_w = grad_b = None
-    if ctx.needs_input_grad[0]:
-        grad_x = grad_input(grad, weight, x.shape[2:], stride, dilation, groups)
-    if ctx.needs_input_grad[1]:
-        grad_w = grad_weight(grad, x, weight.shape[d + 2 :], stride, dilation, groups)
-    if ctx.needs_input_grad[2]:
-        grad_b = (
-            grad.sum((0, *range(2, 2 + d))) if ctx.bias_dim == 1 else grad.sum(0).movedim(0, -1)
-        )
-    return grad_x, grad_w, grad_b, None, None, None
-
-
-def _setup_grad_input(ctx: Any, inputs: tuple, output: torch.Tensor) -> None:
-    grad_out, weight, _, stride, dilation, groups = inputs
-    ctx.save_for_backward(grad_out, weight)
-    ctx.geometry = (stride, dilation, groups)
-
-
-def _backward_grad_input(ctx: Any, grad: torch.Tensor):
-    grad_out, weight = ctx.saved_tensors
-    stride, dilation, groups = ctx.geometry
-    d = (weight.dim() - 2) // 2
-    grad_g = grad_w = None
-    if ctx.needs_input_grad[0]:
-        grad_g = locally_connected(grad, weight, None, stride, dilation, groups)
-    if ctx.needs_input_grad[1]:
-        grad_w = grad_weight(grad_out, grad, weight.shape[d + 2 :], stride, dilation, groups)
-    return grad_g, grad_w, None, None, None, None
-
-
-def _setup_grad_weight(ctx: Any, inputs: tuple, output: torch.Tensor) -> None:
-    grad_out, x, _, stride, dilation, groups = inputs
-    ctx.save_for_backward(grad_out, x)
-    ctx.geometry = (stride, dilation, groups)
-
-
-def _backward_grad_weight(ctx: Any, grad: torch.Tensor):
-    grad_out, x = ctx.saved_tensors
-    stride, dilation, groups = ctx.geometry
-    grad_g = grad_x = None
-    if ctx.needs_input_grad[0]:
-        grad_g = locally_connected(x, grad, None, stride, dilation, groups)
-    if ctx.needs_input_grad[1]:
-        grad_x = grad_input(grad_out, grad, x.shape[2:], stride, dilation, groups)
-    return grad_g, grad_x, None, None, None, None
-
-
-locally_connected.register_autograd(_backward_forward, setup_context=_setup_forward)
-grad_input.register_autograd(_backward_grad_input, setup_context=_setup_grad_input)
-grad_weight.register_autograd(_backward_grad_weight, setup_context=_setup_grad_weight)
+register_fakes_and_autograd(locally_connected, grad_input, grad_weight)
 
 
 def forward_flops(x_shape, w_shape, *args, **kwargs) -> int:

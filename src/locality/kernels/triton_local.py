@@ -22,7 +22,7 @@ indexing fall back to
 
 The entry point is the custom op ``locality::locally_connected_triton`` (with
 ``..._grad_input``/``..._grad_weight`` for its backward), with fake implementations, autograd
-(first derivatives) and flop formulas, so torch.compile, torch.export and FlopCounterMode see
+(to any order) and flop formulas, so torch.compile, torch.export and FlopCounterMode see
 through it. Triton is imported only if installed; :func:`available` says whether it is. The kernels
 use Triton 3.6 APIs and run on CPU tensors under ``TRITON_INTERPRET=1`` (set before import).
 
@@ -442,48 +442,10 @@ def _grad_weight_op(
     return gw
 
 
-@_forward_op.register_fake
-def _(x, weight, bias, stride, dilation, groups):
-    d = len(stride)
-    return x.new_empty((x.shape[0], weight.shape[d], *weight.shape[:d]))
-
-
-@_grad_input_op.register_fake
-def _(grad_out, weight, spatial, stride, dilation, groups):
-    d = len(stride)
-    return grad_out.new_empty(
-        (grad_out.shape[0], weight.shape[d + 1] * groups, *spatial), dtype=weight.dtype
-    )
-
-
-@_grad_weight_op.register_fake
-def _(grad_out, x, kernel_size, stride, dilation, groups):
-    return x.new_empty((*grad_out.shape[2:], grad_out.shape[1], x.shape[1] // groups, *kernel_size))
-
-
-def _setup_context(ctx: Any, inputs: tuple, output: torch.Tensor) -> None:
-    x, weight, bias, stride, dilation, groups = inputs
-    ctx.save_for_backward(x, weight)
-    ctx.geometry = (stride, dilation, groups)
-    ctx.bias_dim = None if bias is None else bias.dim()
-
-
-def _backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
-    x, weight = ctx.saved_tensors
-    stride, dilation, groups = ctx.geometry
-    d = len(stride)
-    grad_x = grad_w = grad_b = None
-    if ctx.needs_input_grad[0]:
-        grad_x = _grad_input_op(grad, weight, x.shape[2:], stride, dilation, groups)
-    if ctx.needs_input_grad[1]:
-        grad_w = _grad_weight_op(grad, x, weight.shape[d + 2 :], stride, dilation, groups)
-    if ctx.needs_input_grad[2]:
-        per_position = ctx.bias_dim != 1
-        grad_b = grad.sum(0).movedim(0, -1) if per_position else grad.sum((0, *range(2, 2 + d)))
-    return grad_x, grad_w, grad_b, None, None, None
-
-
-_forward_op.register_autograd(_backward, setup_context=_setup_context)
+# Fake kernels and autograd to any order, made of this family's own ops, as for the PyTorch path.
+local_op.register_fakes_and_autograd(
+    _forward_op, _grad_input_op, _grad_weight_op, output_dtype=True
+)
 
 
 # The same flop formulas as the PyTorch path's op family (same signatures, same work).
