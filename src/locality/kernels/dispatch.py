@@ -9,7 +9,9 @@ Locally connected:
   exporter and functorch transform understands;
 - CUDA with Triton: :func:`locality.kernels.triton_local.locally_connected` (fused kernels);
 - otherwise (CPU, CUDA without Triton, torch.compile): the ``locality::locally_connected`` custom
-  op (:mod:`locality.kernels.local_op`), cast to the autocast dtype under autocast.
+  op (:mod:`locality.kernels.local_op`).
+
+Under autocast the custom-op paths get their operands cast to the autocast dtype.
 
 Tiled: a locally connected layer when every position has its own kernel, else the formulation
 ``locality.kernels.tiled.CHOSEN``.
@@ -60,14 +62,15 @@ def locally_connected(
     path = locally_connected_path(x, weight, bias)
     if path == "reference":
         return reference.locally_connected(x, weight, bias, stride, dilation, groups)
-    if path == "triton":
-        from locality.kernels import triton_local
-
-        return triton_local.locally_connected(x, weight, bias, stride, dilation, groups)
+    # Custom ops are opaque to autocast: cast their operands here, as autocast does for matmul.
     if torch.amp.is_autocast_available(x.device.type) and torch.is_autocast_enabled(x.device.type):
         dtype = torch.get_autocast_dtype(x.device.type)
         x, weight = x.to(dtype), weight.to(dtype)
         bias = None if bias is None else bias.to(dtype)
+    if path == "triton":
+        from locality.kernels import triton_local
+
+        return triton_local.locally_connected(x, weight, bias, stride, dilation, groups)
     return local_op.locally_connected(x, weight, bias, list(stride), list(dilation), groups)
 
 

@@ -34,13 +34,13 @@ from locality.kernels.reference import unfold_windows
 CHUNK_BYTES = 2 << 20
 
 
-def _batch_last(t: torch.Tensor) -> torch.Tensor:
+def batch_last(t: torch.Tensor) -> torch.Tensor:
     """(N, C, *S) -> contiguous (*S, C, N)."""
     d = t.dim() - 2
     return t.permute(*range(2, 2 + d), 1, 0).contiguous()
 
 
-def _batch_first(t: torch.Tensor) -> torch.Tensor:
+def batch_first(t: torch.Tensor) -> torch.Tensor:
     """(*S, C, N) -> contiguous (N, C, *S)."""
     d = t.dim() - 2
     return t.permute(d + 1, d, *range(d)).contiguous()
@@ -79,7 +79,7 @@ def forward(
     out_size, kernel_size = weight.shape[:d], weight.shape[d + 2 :]
     out_channels = weight.shape[d]
     n, og = x.shape[0], out_channels // groups
-    windows = _windows(_batch_last(x), kernel_size, stride, dilation)
+    windows = _windows(batch_last(x), kernel_size, stride, dilation)
     kernels = weight.contiguous()
     out_t = x.new_empty((*out_size, out_channels, n))
     for a, b in _chunks(out_size, _row_bytes(windows)):
@@ -105,8 +105,8 @@ def grad_weight(
     """grad_weight[p] = grad_out[p]^T @ patches[p]^T: (*out, O, C/g, *k), summed over the batch."""
     out_size, out_channels = grad_out.shape[2:], grad_out.shape[1]
     n, og, cg = x.shape[0], out_channels // groups, x.shape[1] // groups
-    windows = _windows(_batch_last(x), kernel_size, stride, dilation)
-    go_t = _batch_last(grad_out)  # (*out, O, N)
+    windows = _windows(batch_last(x), kernel_size, stride, dilation)
+    go_t = batch_last(grad_out)  # (*out, O, N)
     grad = x.new_empty((*out_size, out_channels, cg, *kernel_size))
     for a, b in _chunks(out_size, _row_bytes(windows)):
         batch = (b - a) * math.prod(out_size[1:]) * groups
@@ -131,7 +131,7 @@ def grad_input(
     n, og, cg = grad_out.shape[0], weight.shape[d] // groups, weight.shape[d + 1]
     channels = cg * groups
     kernels = weight.contiguous()
-    go_t = _batch_last(grad_out)  # (*out, O, N)
+    go_t = batch_last(grad_out)  # (*out, O, N)
     grad_t = grad_out.new_zeros((*spatial, channels, n))
     row_bytes = (
         math.prod(out_size[1:]) * channels * math.prod(kernel_size) * n * grad_out.element_size()
@@ -152,4 +152,4 @@ def grad_input(
                 for start, s, m in zip(lo, stride, rows, strict=False)
             )
             grad_t[region] += grad_patches[(Ellipsis,) + offset + (slice(None),)]
-    return _batch_first(grad_t)
+    return batch_first(grad_t)

@@ -68,29 +68,35 @@ def grad_weight(
     return local_cpu.grad_weight(grad_out, x, kernel_size, stride, dilation, groups)
 
 
-def register_fakes_and_autograd(
-    forward: Any, grad_input: Any, grad_weight: Any, output_dtype: bool = False
-) -> None:
-    """Give an op family with this module's signatures its fake kernels and autograd formulas.
+def register_op_family(forward_name: str, output_dtype: bool = False) -> None:
+    """Give an op family with this module's signatures its fakes, autograd and flop formulas.
 
-    The formulas are made of the family's own ops (the three are bilinear, so this closes under
-    differentiation: higher derivatives work). ``output_dtype``: the grad_input fake takes the
-    weight's dtype rather than the output gradient's (for kernels that compute in another dtype).
+    ``forward_name`` is the forward op's qualified name (``"locality::locally_connected"``); its
+    backward products are the ops of the same name with ``_grad_input`` and ``_grad_weight``
+    appended. The autograd formulas are made of the family's own ops (the three are bilinear, so
+    this closes under differentiation: higher derivatives work). All three cost
+    ``2 * N * weight.numel()`` FLOPs. ``output_dtype``: the grad_input fake takes the weight's
+    dtype rather than the output gradient's (for kernels that accumulate in another dtype).
     """
+    namespace, name = forward_name.split("::")
+    ops = getattr(torch.ops, namespace)
+    forward, grad_input, grad_weight = (
+        getattr(ops, name + suffix) for suffix in ("", "_grad_input", "_grad_weight")
+    )
 
-    @forward.register_fake
+    @torch.library.register_fake(forward_name)
     def _(x, weight, bias, stride, dilation, groups):
         d = (weight.dim() - 2) // 2
         return x.new_empty((x.shape[0], weight.shape[d], *weight.shape[:d]))
 
-    @grad_input.register_fake
+    @torch.library.register_fake(forward_name + "_grad_input")
     def _(grad_out, weight, spatial, stride, dilation, groups):
         d = (weight.dim() - 2) // 2
         dtype = weight.dtype if output_dtype else grad_out.dtype
         shape = (grad_out.shape[0], weight.shape[d + 1] * groups, *spatial)
         return grad_out.new_empty(shape, dtype=dtype)
 
-    @grad_weight.register_fake
+    @torch.library.register_fake(forward_name + "_grad_weight")
     def _(grad_out, x, kernel_size, stride, dilation, groups):
         channels = x.shape[1] // groups
         return x.new_empty((*grad_out.shape[2:], grad_out.shape[1], channels, *kernel_size))
@@ -146,29 +152,23 @@ def register_fakes_and_autograd(
             grad_x = grad_input(grad_out, grad, x.shape[2:], stride, dilation, groups)
         return grad_g, grad_x, None, None, None, None
 
-    forward.register_autograd(backward_forward, setup_context=setup_forward)
-    grad_input.register_autograd(backward_grad_input, setup_context=setup_grad_input)
-    grad_weight.register_autograd(backward_grad_weight, setup_context=setup_grad_weight)
+    torch.library.register_autograd(forward_name, backward_forward, setup_context=setup_forward)
+    torch.library.register_autograd(
+        forward_name + "_grad_input", backward_grad_input, setup_context=setup_grad_input
+    )
+    torch.library.register_autograd(
+        forward_name + "_grad_weight", backward_grad_weight, setup_context=setup_grad_weight
+    )
+
+    @register_flop_formula([forward, grad_input])
+    def _(in_shape, w_shape, *args, **kwargs) -> int:
+        """One multiply-add per weight and example (the bias is not counted)."""
+        return 2 * in_shape[0] * math.prod(w_shape)
+
+    @register_flop_formula(grad_weight)
+    def _(grad_shape, x_shape, *args, out_shape, **kwargs) -> int:
+        """One multiply-add per weight-gradient entry and example."""
+        return 2 * grad_shape[0] * math.prod(out_shape)
 
 
-register_fakes_and_autograd(locally_connected, grad_input, grad_weight)
-
-
-def forward_flops(x_shape, w_shape, *args, **kwargs) -> int:
-    """FLOPs of the forward: one multiply-add per weight and example (bias not counted)."""
-    return 2 * x_shape[0] * math.prod(w_shape)
-
-
-def grad_input_flops(grad_shape, w_shape, *args, **kwargs) -> int:
-    """FLOPs of grad_input: the forward's, run backwards."""
-    return 2 * grad_shape[0] * math.prod(w_shape)
-
-
-def grad_weight_flops(grad_shape, x_shape, *args, out_shape, **kwargs) -> int:
-    """FLOPs of grad_weight: one multiply-add per weight-gradient entry and example."""
-    return 2 * grad_shape[0] * math.prod(out_shape)
-
-
-register_flop_formula(torch.ops.locality.locally_connected)(forward_flops)
-register_flop_formula(torch.ops.locality.locally_connected_grad_input)(grad_input_flops)
-register_flop_formula(torch.ops.locality.locally_connected_grad_weight)(grad_weight_flops)
+register_op_family("locality::locally_connected")

@@ -42,9 +42,9 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
-from torch.utils.flop_counter import register_flop_formula
 
 from locality.kernels import local_op, reference
+from locality.kernels.local_cpu import batch_last
 
 #: Set to 1 to make :func:`available` report False (dispatch then uses the PyTorch path).
 DISABLE_ENV = "LOCALITY_DISABLE_TRITON"
@@ -340,11 +340,6 @@ def _column_table(
     return columns.flatten().to(device=device, dtype=torch.int32)
 
 
-def _batch_last(t: torch.Tensor) -> torch.Tensor:
-    """(N, C, *S) -> contiguous (*S, C, N)."""
-    return t.permute(*range(2, t.dim()), 1, 0).contiguous()
-
-
 @torch.library.custom_op("locality::locally_connected_triton", mutates_args=())
 def _forward_op(
     x: torch.Tensor,
@@ -363,7 +358,7 @@ def _forward_op(
     grid = (geo["P"], groups * o_blocks, triton.cdiv(geo["N"], block_n))
     bias_arg = weight if bias is None else bias.contiguous()
     _forward_kernel[grid](
-        xt_ptr=_batch_last(x),
+        xt_ptr=batch_last(x),
         w_ptr=weight.contiguous(),
         b_ptr=bias_arg,
         out_ptr=out,
@@ -399,7 +394,7 @@ def _grad_input_op(
     k_blocks = triton.cdiv(geo["CGK"], block_k)
     grid = (geo["P"], groups * k_blocks, triton.cdiv(geo["N"], block_n))
     _grad_input_kernel[grid](
-        gyt_ptr=_batch_last(grad_out),
+        gyt_ptr=batch_last(grad_out),
         w_ptr=weight.contiguous(),
         gxt_ptr=gxt,
         **geo,
@@ -429,8 +424,8 @@ def _grad_weight_op(
     o_blocks = triton.cdiv(geo["OG"], block_o)
     grid = (geo["P"], groups * o_blocks, triton.cdiv(geo["CGK"], block_k))
     _grad_weight_kernel[grid](
-        xt_ptr=_batch_last(x),
-        gyt_ptr=_batch_last(grad_out),
+        xt_ptr=batch_last(x),
+        gyt_ptr=batch_last(grad_out),
         gw_ptr=gw,
         **geo,
         O_BLOCKS=o_blocks,
@@ -442,20 +437,8 @@ def _grad_weight_op(
     return gw
 
 
-# Fake kernels and autograd to any order, made of this family's own ops, as for the PyTorch path.
-local_op.register_fakes_and_autograd(
-    _forward_op, _grad_input_op, _grad_weight_op, output_dtype=True
-)
-
-
-# The same flop formulas as the PyTorch path's op family (same signatures, same work).
-register_flop_formula(torch.ops.locality.locally_connected_triton)(local_op.forward_flops)
-register_flop_formula(torch.ops.locality.locally_connected_triton_grad_input)(
-    local_op.grad_input_flops
-)
-register_flop_formula(torch.ops.locality.locally_connected_triton_grad_weight)(
-    local_op.grad_weight_flops
-)
+# Fakes, autograd to any order and flop formulas, as for the PyTorch path's op family.
+local_op.register_op_family("locality::locally_connected_triton", output_dtype=True)
 
 
 def locally_connected(
@@ -466,16 +449,11 @@ def locally_connected(
     dilation: Sequence[int],
     groups: int,
 ) -> torch.Tensor:
-    """(N, C, *S) padded -> (N, O, *out_size) by the Triton kernels, differentiable once.
+    """(N, C, *S) padded -> (N, O, *out_size) by the Triton kernels, differentiable to any order.
 
-    Under autocast the inputs are first cast to the autocast dtype. Falls back to
-    :func:`locality.kernels.reference.locally_connected` where :func:`supported` says no.
+    Falls back to :func:`locality.kernels.reference.locally_connected` where :func:`supported`
+    says no. Autocast casting is the caller's (:mod:`locality.kernels.dispatch`).
     """
-    device = x.device.type
-    if torch.amp.is_autocast_available(device) and torch.is_autocast_enabled(device):
-        dtype = torch.get_autocast_dtype(device)
-        x, weight = x.to(dtype), weight.to(dtype)
-        bias = None if bias is None else bias.to(dtype)
     if not supported(x, weight, bias):
         return reference.locally_connected(x, weight, bias, stride, dilation, groups)
     return _forward_op(x, weight, bias, list(stride), list(dilation), groups)
