@@ -7,7 +7,7 @@ number of swatches is the number of parameters, so the four kinds read at a glan
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from matplotlib.axes import Axes
@@ -165,7 +165,7 @@ def _wiring_of(layer: nn.Module, n_in: int | None, where: str) -> Wiring:
                 f"got {n_in}"
             )
         wiring = _dense_wiring(layer.in_features, layer.out_features, where)
-        return _titled(wiring, f"Linear({layer.in_features}, {layer.out_features})")
+        return replace(wiring, title=f"Linear({layer.in_features}, {layer.out_features})")
     if isinstance(layer, _LocallyConnectedNd):
         if n_in is not None and n_in != layer.input_size[0]:
             raise ValueError(
@@ -193,13 +193,7 @@ def _wiring_of(layer: nn.Module, n_in: int | None, where: str) -> Wiring:
     (k,), (s,), (dl,) = layer.kernel_size, layer.stride, layer.dilation
     ((before, _),) = padding_amounts(layer.padding, (k,), (s,), (dl,))
     wiring = _bank_wiring(n_in, k, grid, s, before, dl, where)
-    return _titled(wiring, f"{type(layer).__name__}: {wiring.title}")
-
-
-def _titled(wiring: Wiring, title: str) -> Wiring:
-    return Wiring(
-        wiring.n_in, wiring.n_out, wiring.kernels, wiring.taps, wiring.edges, wiring.out_x, title
-    )
+    return replace(wiring, title=f"{type(layer).__name__}: {wiring.title}")
 
 
 _OUT_Y, _NODE = 2.0, 0.16

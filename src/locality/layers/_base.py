@@ -74,16 +74,23 @@ class _ConnectivityNd(nn.Module):
         """Shape of the kernel bank, from the layer's arguments."""
         raise NotImplementedError
 
+    def _weight_shape(self) -> tuple[int, ...]:
+        """(*grid, out_channels, in_channels // groups, *kernel_size): position-major."""
+        kernel = (self.out_channels, self.in_channels // self.groups, *self.kernel_size)
+        return (*self._grid(), *kernel)
+
+    def _bias_shape(self) -> tuple[int, ...]:
+        """(out_channels,) if shared, else (*grid, out_channels)."""
+        return (self.out_channels,) if self.shared_bias else (*self._grid(), self.out_channels)
+
     def _allocate(self, bias: bool, factory_kwargs: dict) -> None:
-        grid = self._grid()
-        shape = (*grid, self.out_channels, self.in_channels // self.groups, *self.kernel_size)
+        shape = self._weight_shape()
         check_allocation(
             shape, factory_kwargs["dtype"], factory_kwargs["device"], type(self).__name__
         )
         self.weight = nn.Parameter(torch.empty(shape, **factory_kwargs))
         if bias:
-            bias_shape = (self.out_channels,) if self.shared_bias else (*grid, self.out_channels)
-            self.bias = nn.Parameter(torch.empty(bias_shape, **factory_kwargs))
+            self.bias = nn.Parameter(torch.empty(self._bias_shape(), **factory_kwargs))
         else:
             self.register_parameter("bias", None)
         self.reset_parameters()

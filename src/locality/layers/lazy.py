@@ -57,20 +57,13 @@ class _LazyConnectivity(LazyModuleMixin, _ConnectivityNd):
                 self._check_loaded_shape()
             return
         self._infer_sizes(input)
-        check_allocation(
-            self._weight_shape(), self.weight.dtype, self.weight.device, type(self).__name__
-        )
+        shape = self._weight_shape()
+        check_allocation(shape, self.weight.dtype, self.weight.device, type(self).__name__)
         with torch.no_grad():
-            cast(nn.UninitializedParameter, self.weight).materialize(self._weight_shape())
+            cast(nn.UninitializedParameter, self.weight).materialize(shape)
             if self.bias is not None:
-                cast(nn.UninitializedParameter, self.bias).materialize(
-                    (self.out_channels,) if self.shared_bias else (*self._grid(), self.out_channels)
-                )
+                cast(nn.UninitializedParameter, self.bias).materialize(self._bias_shape())
             self.reset_parameters()
-
-    def _weight_shape(self) -> tuple[int, ...]:
-        kernel = (self.out_channels, self.in_channels // self.groups, *self.kernel_size)
-        return (*self._grid(), *kernel)
 
     def _check_loaded_shape(self) -> None:
         expected = self._weight_shape()
