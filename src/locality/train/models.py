@@ -35,6 +35,7 @@ from locality.layers import (
     TiledConv3d,
 )
 
+# Named by the kind (locality.Connectivity) of their connectivity layers.
 FAMILIES = ("dense", "locally_connected", "tiled", "conv")
 
 
