@@ -70,6 +70,15 @@ class _ConnectivityNd(nn.Module):
         self.shared_bias = bool(shared_bias)
         self._allocate(bias, {"device": device, "dtype": dtype})
 
+    @property
+    def padding_amounts(self) -> tuple[tuple[int, int], ...]:
+        """Zero (or ``padding_mode``) padding per spatial dimension as ``(before, after)`` pairs.
+
+        What ``padding`` means in elements: ``"same"`` puts the odd extra element after, as
+        ``torch.nn.Conv*d`` does.
+        """
+        return self._pads
+
     def _grid(self) -> tuple[int, ...]:
         """Shape of the kernel bank, from the layer's arguments."""
         raise NotImplementedError
