@@ -341,6 +341,8 @@ def _write(target: Path, config: dict[str, Any], layers: _Layers) -> None:
         prefix=f".{target.name}.", suffix=".tmp", dir=target.parent
     )
     os.close(handle)
+    umask = os.umask(0)
+    os.umask(umask)
     try:
         with h5py.File(temporary, "w") as f:
             f.attrs["backend"] = "tensorflow"
@@ -358,6 +360,7 @@ def _write(target: Path, config: dict[str, Any], layers: _Layers) -> None:
                     layer[full.decode("utf8")] = array
             top = group.create_group("top_level_model_weights")
             top.attrs["weight_names"] = np.array([], "float64")
+        os.chmod(temporary, 0o666 & ~umask)  # mkstemp's file is private; a saved model is not
         os.replace(temporary, target)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)

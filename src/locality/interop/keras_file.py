@@ -31,7 +31,13 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["KerasFile", "read_keras_file", "read_keras_h5"]
+__all__ = [
+    "KerasFile",
+    "read_keras_file",
+    "read_keras_config",
+    "read_weights_only",
+    "read_keras_h5",
+]
 
 _HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 _ZIP_SIGNATURES = (b"PK\x03\x04", b"PK\x05\x06")
@@ -272,6 +278,27 @@ def read_keras_file(path: str | os.PathLike) -> KerasFile:
     kind = _sniff(file)
     try:
         return _read_v3(file, where) if kind == "keras_v3" else _read_h5(file, where)
+    except _read_errors() as error:
+        detail = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise OSError(f"{where} is damaged or truncated: {detail}") from error
+
+
+def read_keras_config(path: str | os.PathLike) -> dict[str, Any] | None:
+    """The architecture a Keras model file holds, without reading its weights (``None`` for a
+    weights-only HDF5 file)."""
+    file = Path(os.fspath(path))
+    where = f"keras: {str(file)!r}"
+    kind = _sniff(file)
+    try:
+        if kind == "keras_v3":
+            with zipfile.ZipFile(file) as archive:
+                if "config.json" not in archive.namelist():
+                    raise ValueError(f"{where} is a zip archive without config.json")
+                return _json(archive.read("config.json").decode("utf8"), "config.json", where)
+        with _h5py().File(file, "r") as f:
+            if "model_config" not in f.attrs:
+                return None
+            return _json(_text(f.attrs["model_config"]), "the model_config attribute", where)
     except _read_errors() as error:
         detail = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise OSError(f"{where} is damaged or truncated: {detail}") from error

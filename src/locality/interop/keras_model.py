@@ -26,7 +26,7 @@ from torch import nn
 from locality.interop.keras_file import KerasFile, read_keras_file, read_weights_only
 from locality.interop.keras_layers import Shape, Translation, translate
 
-__all__ = ["load_model", "model_from_config", "count_keras_parameters"]
+__all__ = ["load_model", "model_from_config", "count_keras_parameters", "input_shapes"]
 
 
 @dataclass
@@ -252,6 +252,21 @@ def model_from_config(
         if callable(reset):
             reset()
     return module.eval()
+
+
+def input_shapes(config: Mapping[str, Any] | str | os.PathLike) -> list[tuple[int, ...]]:
+    """Each model input's shape in the module's layout, without the batch (``(C, *spatial)``)."""
+    source = "keras: the config"
+    value = _config(config, source)
+    inner = value.get("config") or {}
+    layers = inner.get("layers") or []
+    if value.get("class_name") == "Sequential":
+        entries = layers[:1]
+    else:
+        names = [str(item[0]) for item in inner.get("input_layers", [])]
+        by_name = {str(e.get("name") or e.get("config", {}).get("name")): e for e in layers}
+        entries = [by_name[n] for n in names if n in by_name]
+    return [_input_shape(e.get("config", {}), source)[1:] for e in entries]
 
 
 def count_keras_parameters(config: Mapping[str, Any] | str | os.PathLike) -> int:
