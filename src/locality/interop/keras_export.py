@@ -148,7 +148,7 @@ def _locally_connected(
     layers.add(f"LocallyConnected{d}D", f"locally_connected{d}d", config, weights)
 
 
-def _pool(layers: _Layers, pool: nn.Module, d: int, where: str) -> None:
+def _pool(layers: _Layers, pool: Any, d: int, where: str) -> None:
     maximum = isinstance(pool, (nn.MaxPool1d, nn.MaxPool2d))
     padding = pool.padding if isinstance(pool.padding, tuple) else (pool.padding,) * d
     if any(padding) or pool.ceil_mode:

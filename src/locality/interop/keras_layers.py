@@ -58,37 +58,34 @@ class Translation:
     load: Callable[[Sequence[np.ndarray]], None] | None = None
 
 
+_ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
+    "relu": nn.ReLU,
+    "sigmoid": nn.Sigmoid,
+    "tanh": nn.Tanh,
+    "softmax": lambda: nn.Softmax(dim=1),  # Keras' last axis is the channels, dim 1 here
+    "elu": nn.ELU,
+    "selu": nn.SELU,
+    "softplus": nn.Softplus,
+    "softsign": nn.Softsign,
+    "swish": nn.SiLU,
+    "silu": nn.SiLU,
+    "gelu": nn.GELU,
+    "mish": nn.Mish,
+    "exponential": Exponential,
+    "hard_sigmoid": HardSigmoid,
+}
+SUPPORTED_ACTIVATIONS = ("linear", *sorted(_ACTIVATIONS))
+
+
 def _activation(name: Any, where: str) -> nn.Module | None:
-    factories: dict[str, Callable[[], nn.Module]] = {
-        "relu": nn.ReLU,
-        "sigmoid": nn.Sigmoid,
-        "tanh": nn.Tanh,
-        "softmax": lambda: nn.Softmax(dim=1),  # Keras' last axis is the channels, dim 1 here
-        "elu": nn.ELU,
-        "selu": nn.SELU,
-        "softplus": nn.Softplus,
-        "softsign": nn.Softsign,
-        "swish": nn.SiLU,
-        "silu": nn.SiLU,
-        "gelu": nn.GELU,
-        "mish": nn.Mish,
-        "exponential": Exponential,
-        "hard_sigmoid": HardSigmoid,
-    }
     if name in (None, "linear"):
         return None
-    if not isinstance(name, str) or name not in factories:
+    if not isinstance(name, str) or name not in _ACTIVATIONS:
         raise ValueError(
-            f"{where}: activation {name!r} is not supported; supported: linear, "
-            f"{', '.join(sorted(factories))}"
+            f"{where}: activation {name!r} is not supported; supported: "
+            f"{', '.join(SUPPORTED_ACTIVATIONS)}"
         )
-    return factories[name]()
-
-
-SUPPORTED_ACTIVATIONS = (
-    "linear elu exponential gelu hard_sigmoid mish relu selu sigmoid silu softmax softplus "
-    "softsign swish tanh"
-).split()
+    return _ACTIVATIONS[name]()
 
 
 def _chain(*modules: nn.Module | None) -> nn.Module:
@@ -205,7 +202,8 @@ def _conv(config: dict[str, Any], shapes: list[Shape], d: int, where: str) -> Tr
             f"{where}: groups={groups} must divide the {channels} input channels and filters"
         )
     symmetric = _symmetric(pads)
-    conv = (nn.Conv1d, nn.Conv2d)[d - 1](
+    conv_class: Any = (nn.Conv1d, nn.Conv2d)[d - 1]  # mypy cannot type the d-tuple sizes
+    conv = conv_class(
         channels,
         filters,
         k,
@@ -324,16 +322,17 @@ def _pool(
     symmetric = _symmetric(pads)
     fits = symmetric is not None and all(2 * p <= ki for p, ki in zip(symmetric, k, strict=True))
     pool: nn.Module
+    average: Any = (nn.AvgPool1d, nn.AvgPool2d)[d - 1]
     if mode == "max":
-        cls = (nn.MaxPool1d, nn.MaxPool2d)[d - 1]
+        cls: Any = (nn.MaxPool1d, nn.MaxPool2d)[d - 1]
         if fits:
             pool = cls(k, s, padding=symmetric)
         else:
             pool = nn.Sequential(constant_pad(pads, -math.inf), cls(k, s))
     elif not is_padding(pads):
-        pool = (nn.AvgPool1d, nn.AvgPool2d)[d - 1](k, s)
+        pool = average(k, s)
     elif fits:
-        pool = (nn.AvgPool1d, nn.AvgPool2d)[d - 1](k, s, padding=symmetric, count_include_pad=False)
+        pool = average(k, s, padding=symmetric, count_include_pad=False)
     else:
         pool = AveragePoolSame(k, s, pads)
     return Translation(_in_layout(pool, channels_first))

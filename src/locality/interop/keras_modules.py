@@ -10,6 +10,7 @@ right wherever it goes (an output, a concatenation, a dense layer).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -217,7 +218,7 @@ def constant_pad(padding: Sequence[tuple[int, int]], value: float = 0.0) -> nn.M
     """``nn.ConstantPad{d}d`` padding each spatial dimension by its ``(before, after)`` pair."""
     d = len(padding)
     pads = tuple(p for pair in reversed(tuple(padding)) for p in pair)
-    cls = (nn.ConstantPad1d, nn.ConstantPad2d, nn.ConstantPad3d)[d - 1]
+    cls: Any = (nn.ConstantPad1d, nn.ConstantPad2d, nn.ConstantPad3d)[d - 1]  # d-tuple sizes
     return cls(pads, value)
 
 
