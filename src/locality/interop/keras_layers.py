@@ -325,8 +325,15 @@ def _pool(
     average: Any = (nn.AvgPool1d, nn.AvgPool2d)[d - 1]
     if mode == "max":
         cls: Any = (nn.MaxPool1d, nn.MaxPool2d)[d - 1]
+        # Padding only after (FbDeepFace's M2: 142 -> 71) is ceil_mode: the last window is cut.
+        ceil = all(b == 0 for b, _ in pads) and all(
+            ni >= ki and -(-(ni - ki) // si) + 1 == -(-ni // si)
+            for ni, ki, si in zip(n, k, s, strict=True)
+        )
         if fits:
             pool = cls(k, s, padding=symmetric)
+        elif ceil:
+            pool = cls(k, s, ceil_mode=True)
         else:
             pool = nn.Sequential(constant_pad(pads, -math.inf), cls(k, s))
     elif not is_padding(pads):
