@@ -397,3 +397,15 @@ def test_layers_do_not_import_interop():
     from locality.layers.local import LocallyConnected2d
 
     assert not hasattr(LocallyConnected2d, "load_keras_weights")
+
+
+def test_guide_fbdeepface_example_runs_and_prints_what_the_guide_shows(capsys):
+    text = (Path(__file__).parents[1] / "docs" / "guide" / "keras.md").read_text()
+    example = text.split("## Worked example: FbDeepFace")[1]
+    code = example.split("```python\n")[1].split("```")[0]
+    shown = example.split("```text\n")[1].split("```")[0]
+    exec(compile(code, "docs/guide/keras.md", "exec"), {})
+    printed = capsys.readouterr().out
+    for line in shown.splitlines():
+        if line != "...":
+            assert line in printed
