@@ -234,6 +234,40 @@ def test_read_keras_h5_refuses_two_kernels(tmp_path):
     np.testing.assert_array_equal(bias, bias_v3)
 
 
+def test_read_keras_h5_errors_name_the_file(tmp_path):
+    """Issue 13, item 14: h5py's bare OSError, AttributeError, KeyError and empty kernels."""
+    empty = tmp_path / "empty.h5"
+    empty.write_bytes(b"")
+    text = tmp_path / "text.h5"
+    text.write_text("kernel = [1, 2, 3]\n")
+    truncated = tmp_path / "truncated.h5"
+    truncated.write_bytes((FIXTURES / "deepface_small.h5").read_bytes()[:5000])
+    for path in (empty, text, truncated):
+        with pytest.raises((ValueError, OSError)) as info:
+            kio.read_keras_h5(path, "L4")
+        assert str(path) in str(info.value) and "\n" not in str(info.value)
+
+    def dataset_for_layer(weights):
+        del weights["L5"]
+        weights["L5"] = np.zeros(3)
+
+    with pytest.raises(ValueError, match="'L5' is a Dataset, not a group"):
+        kio.read_keras_h5(edited_copy(tmp_path, dataset_for_layer), "L4")
+
+    def missing_weight(weights):
+        del weights["L4"]["L4"]["kernel:0"]
+
+    with pytest.raises(ValueError, match="lists the weight 'L4/kernel:0'"):
+        kio.read_keras_h5(edited_copy(tmp_path, missing_weight), "L4")
+
+    def kernel_is_group(weights):
+        del weights["L4"]["L4"]["kernel:0"]
+        weights["L4"]["L4"].create_group("kernel:0")
+
+    with pytest.raises(ValueError, match="is a Group, not an array"):
+        kio.read_keras_h5(edited_copy(tmp_path, kernel_is_group), "L4")
+
+
 def test_layer_names_split_over_several_attributes(tmp_path):
     # Keras splits attributes longer than HDF5's 64 KiB header into layer_names0, layer_names1...
     def split(weights):

@@ -374,7 +374,10 @@ def _named_h5_arrays(file: Path, where: str) -> dict[str, dict[str, np.ndarray]]
                 raise ValueError(f"{where}: layer_names lists {layer!r}, but it has no group")
             group = root[layer]
             if not isinstance(group, h5py.Group):
-                continue
+                raise ValueError(
+                    f"{where}: the entry for layer {layer!r} is a {type(group).__name__}, not a "
+                    "group of weights"
+                )
             weight_names = _attribute_list(group, "weight_names") or list(_datasets(h5py, group))
             arrays: dict[str, np.ndarray] = {}
             for weight_name in weight_names:
