@@ -34,6 +34,7 @@ MODELS = [
     ("locally_connected_model", ("h5", "keras")),
     ("channels_first_model", ("h5",)),
     ("functional_model", ("h5", "keras")),
+    ("activations_model", ("h5",)),
     ("deepface_small", ("h5", "keras")),
     ("deepface_small_compiled", ("h5",)),
 ]
