@@ -63,6 +63,33 @@ def _save(module: object, out: Path) -> None:
         raise
 
 
+def _count_differences(config: object) -> list[str]:
+    """Why the two counts differ, for the layer kinds present in ``config``."""
+    import json
+
+    text = config if isinstance(config, str) else json.dumps(config)
+    layers = [layer for layer in json.loads(text).get("config", {}).get("layers", [])]
+    classes = {layer.get("class_name") for layer in layers}
+    local = [
+        layer.get("config", {})
+        for layer in layers
+        if str(layer.get("class_name", "")).startswith("LocallyConnected")
+    ]
+    reasons = []
+    if "BatchNormalization" in classes:
+        reasons.append("Keras counts BatchNormalization moving statistics (buffers here)")
+    if any(c.get("implementation") == 2 for c in local):
+        reasons.append(
+            "Keras counts the whole masked kernel of implementation-2 locally connected layers"
+        )
+    if any(c.get("implementation") == 3 and c.get("padding") == "same" for c in local):
+        reasons.append(
+            "the module keeps the kernel entries that read the zero padding of padding='same' "
+            "locally connected layers, which Keras' implementation 3 leaves out"
+        )
+    return reasons
+
+
 def run(args: argparse.Namespace) -> int:
     try:
         _check_out(args.out, args.overwrite)
@@ -92,12 +119,8 @@ def run(args: argparse.Namespace) -> int:
     torch_count = sum(p.numel() for p in model.parameters())
     print(f"parameters: {torch_count:,} (PyTorch module), {keras_count:,} (Keras config)")
     if torch_count != keras_count:
-        print(
-            "  (Keras counts BatchNormalization moving statistics, which are buffers here, and "
-            "the whole masked kernel of implementation-2 locally connected layers; the module "
-            "counts the kernel entries that read the zero padding of padding='same' locally "
-            "connected layers, which Keras' implementation 3 leaves out)"
-        )
+        for reason in _count_differences(config):
+            print(f"  {reason}")
     try:
         _save(model, args.out)
     except OSError as error:

@@ -160,6 +160,17 @@ def _in_layout(module: nn.Module, channels_first: bool) -> nn.Module:
     return AxisMoved(module, 1, -1) if channels_first else module
 
 
+def _with_activation(
+    module: nn.Module, channels_first: bool, config: dict[str, Any], where: str
+) -> nn.Module:
+    """``module`` (in the layer's data format) followed by the layer's ``activation=``."""
+    activation = _activation(config.get("activation"), where)
+    if channels_first:
+        return _chain(AxisMoved(module, 1, -1), activation)
+    parts = list(module) if isinstance(module, nn.Sequential) else [module]
+    return _chain(*parts, activation)
+
+
 def tf_same_padding(n: Shape, k: Shape, s: Shape, dilation: Shape) -> Pairs:
     """TensorFlow's ``"same"``: ``ceil(n / s)`` outputs; the odd element of the total goes after."""
     pairs = []
@@ -214,9 +225,7 @@ def _conv(config: dict[str, Any], shapes: list[Shape], d: int, where: str) -> Tr
         bias=use_bias,
     )
     pad = constant_pad(pads) if symmetric is None else None
-    module = _chain(
-        _in_layout(_chain(pad, conv), channels_first), _activation(config.get("activation"), where)
-    )
+    module = _with_activation(_chain(pad, conv), channels_first, config, where)
 
     def load(arrays: Sequence[np.ndarray]) -> None:
         _copy(conv.weight, np.transpose(arrays[0], (d + 1, d, *range(d))))
@@ -259,9 +268,7 @@ def _locally_connected(
     if layer.output_size != out:  # the padding rule above is Keras'; this guards it
         raise ValueError(f"{where}: output size {layer.output_size} differs from Keras' {out}")
     pad = constant_pad(pads) if symmetric is None else None
-    module = _chain(
-        _in_layout(_chain(pad, layer), channels_first), _activation(config.get("activation"), where)
-    )
+    module = _with_activation(_chain(pad, layer), channels_first, config, where)
     with torch.device("cpu"):  # the connection list is computed, even when building on meta
         kernel_shape = keras_kernel_shape(
             channels, filters, k, n, s, padding, implementation, data_format
