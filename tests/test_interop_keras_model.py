@@ -444,3 +444,32 @@ def test_guide_fbdeepface_example_runs_and_prints_what_the_guide_shows(capsys):
     for line in shown.splitlines():
         if line != "...":
             assert line in printed
+
+
+def test_channels_first_layers_against_torch_on_keras_layout():
+    """Channels-first Conv2D/pooling (TF cannot run them on a CPU, so no fixture): the reference
+    applies torch's channels-first ops to the Keras tensor itself, and flattens as Keras does."""
+
+    def layer(class_name, **config):
+        return {"class_name": class_name, "config": {"data_format": "channels_first", **config}}
+
+    config = {
+        "class_name": "Sequential",
+        "config": {
+            "layers": [
+                {"class_name": "InputLayer", "config": {"batch_input_shape": [None, 2, 7, 6]}},
+                layer("Conv2D", filters=3, kernel_size=[3, 2], strides=2, padding="same"),
+                layer("MaxPooling2D", pool_size=2, strides=1, padding="valid"),
+                layer("Flatten"),
+            ]
+        },
+    }
+    model = kio.model_from_config(config)
+    conv = next(m for m in model.modules() if isinstance(m, nn.Conv2d))
+    x = torch.randn(2, 2, 7, 6)  # Keras' channels-first tensor (N, C, H, W)
+    # TF's same at stride 2: H 7 -> 4 (total pad 2: 1, 1), W 6 -> 3 (total 0)
+    y = torch.nn.functional.conv2d(x, conv.weight, conv.bias, stride=2, padding=(1, 0))
+    y = torch.nn.functional.max_pool2d(y, 2, 1)
+    expected = y.permute(0, 2, 3, 1).flatten(1)  # Keras' Flatten(channels_first) order
+    with torch.no_grad():
+        torch.testing.assert_close(model(from_keras(x)), expected)
