@@ -473,3 +473,12 @@ def test_channels_first_layers_against_torch_on_keras_layout():
     expected = y.permute(0, 2, 3, 1).flatten(1)  # Keras' Flatten(channels_first) order
     with torch.no_grad():
         torch.testing.assert_close(model(from_keras(x)), expected)
+
+
+def test_batch_norm_without_scale_or_center_keeps_them_fixed():
+    model = kio.load_model(FIXTURES / "functional_model.h5")
+    no_scale, no_center = model.bn_no_scale, model.bn_no_center
+    assert not no_scale.weight.requires_grad and no_scale.bias.requires_grad
+    assert no_center.weight.requires_grad and not no_center.bias.requires_grad
+    torch.testing.assert_close(no_scale.weight, torch.ones(8))
+    torch.testing.assert_close(no_center.bias, torch.zeros(8))

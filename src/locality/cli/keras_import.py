@@ -68,7 +68,7 @@ def _count_differences(config: object) -> list[str]:
     import json
 
     text = config if isinstance(config, str) else json.dumps(config)
-    layers = [layer for layer in json.loads(text).get("config", {}).get("layers", [])]
+    layers = list(json.loads(text).get("config", {}).get("layers", []))
     classes = {layer.get("class_name") for layer in layers}
     local = [
         layer.get("config", {})
@@ -78,6 +78,16 @@ def _count_differences(config: object) -> list[str]:
     reasons = []
     if "BatchNormalization" in classes:
         reasons.append("Keras counts BatchNormalization moving statistics (buffers here)")
+    norms = [
+        layer.get("config", {})
+        for layer in layers
+        if layer.get("class_name") == "BatchNormalization"
+    ]
+    if any(c.get("scale") is False or c.get("center") is False for c in norms):
+        reasons.append(
+            "the module's BatchNorm has a weight and a bias where Keras has scale=False or "
+            "center=False (fixed to 1 and 0)"
+        )
     if any(c.get("implementation") == 2 for c in local):
         reasons.append(
             "Keras counts the whole masked kernel of implementation-2 locally connected layers"

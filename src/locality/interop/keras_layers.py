@@ -390,6 +390,9 @@ def _batch_norm(config: dict[str, Any], shapes: list[Shape], where: str) -> Tran
         raise ValueError(f"{where}: inputs of rank {len(shape)} are not supported")
     norm = cls(channels, eps=float(config.get("epsilon", 1e-3)), affine=scale or center)
     norm.eval()
+    if norm.affine:  # Keras' scale=False / center=False: fixed at 1 / 0, not trained
+        norm.weight.requires_grad_(scale)
+        norm.bias.requires_grad_(center)
 
     def load(arrays: Sequence[np.ndarray]) -> None:
         values = list(arrays)
