@@ -21,6 +21,7 @@ from torch import nn
 from locality.cli import main
 from locality.interop import keras as kio
 from locality.interop.keras_file import read_keras_config
+from locality.interop.keras_model import input_shapes
 from locality.interop.keras_modules import from_keras, to_keras
 
 h5py = pytest.importorskip("h5py")
@@ -482,3 +483,18 @@ def test_batch_norm_without_scale_or_center_keeps_them_fixed():
     assert no_center.weight.requires_grad and not no_center.bias.requires_grad
     torch.testing.assert_close(no_scale.weight, torch.ones(8))
     torch.testing.assert_close(no_center.bias, torch.zeros(8))
+
+
+def test_sequential_built_with_model_build_has_its_shape_in_the_config():
+    config = read_keras_config(FIXTURES / "deepface_small.h5")
+    assert config is not None
+    layers = config["config"]["layers"]
+    assert layers[0]["class_name"] == "InputLayer"
+    shape = layers[0]["config"]["batch_input_shape"]
+    # what Keras writes for Sequential() + model.build(shape): no InputLayer entry
+    built = {
+        "class_name": "Sequential",
+        "config": {"layers": layers[1:], "build_input_shape": shape},
+    }
+    assert input_shapes(built) == [(3, 40, 40)]
+    assert kio.count_keras_parameters(built) == kio.count_keras_parameters(config)

@@ -85,8 +85,9 @@ def _sequential(config: dict[str, Any], source: str) -> _Built:
     layers = config.get("layers") or []
     if not layers:
         raise ValueError(f"{source}: the Sequential model has no layers")
-    first = layers[0]
-    first_config = first.get("config", {})
+    first_config = dict(layers[0].get("config", {}))
+    if "batch_input_shape" not in first_config and config.get("build_input_shape"):
+        first_config["batch_input_shape"] = config["build_input_shape"]  # model.build(shape)
     shape = _input_shape(first_config, f"{source}: the first layer {first_config.get('name')!r}")
     x = _meta(shape)
     children: dict[str, nn.Module] = {}
@@ -261,7 +262,10 @@ def input_shapes(config: Mapping[str, Any] | str | os.PathLike) -> list[tuple[in
     inner = value.get("config") or {}
     layers = inner.get("layers") or []
     if value.get("class_name") == "Sequential":
-        entries = layers[:1]
+        entries = [
+            {"config": {"batch_input_shape": inner.get("build_input_shape"), **e["config"]}}
+            for e in layers[:1]
+        ]
     else:
         names = [str(item[0]) for item in inner.get("input_layers", [])]
         by_name = {str(e.get("name") or e.get("config", {}).get("name")): e for e in layers}
