@@ -489,7 +489,7 @@ def test_keras_loader_refuses_wrong_shapes_clearly(implementation, data_format, 
     )
     assume(tuple(shape) != expected)
     with pytest.raises(ValueError, match=r"has shape \(") as info:
-        layer.load_keras_weights(
-            np.zeros(shape), implementation=implementation, data_format=data_format
+        kio.load_keras_weights(
+            layer, np.zeros(shape), implementation=implementation, data_format=data_format
         )
     assert str(expected) in str(info.value)

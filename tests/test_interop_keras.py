@@ -163,12 +163,16 @@ def test_load_matches_keras_forward(case, data_format, implementation):
         expected = np.moveaxis(expected, -1, 1)
 
     layer = our_layer(n, k, s, padding, c_in, c_out)
-    layer.load_keras_weights(kernel, bias, implementation=implementation, data_format=data_format)
+    kio.load_keras_weights(
+        layer, kernel, bias, implementation=implementation, data_format=data_format
+    )
     got = layer(torch.from_numpy(x_first)).detach().numpy()
     np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12)
 
     # and back: the exported arrays are Keras' (up to the ignored masked-out entries of mode 2)
-    kernel_back, bias_back = layer.export_keras_weights(implementation, data_format)
+    kernel_back, bias_back = kio.export_keras_weights(
+        layer, implementation=implementation, data_format=data_format
+    )
     assert kernel_back.shape == kernel.shape
     again = keras_forward(
         x, kernel_back, bias_back, k, s, padding, implementation, data_format, c_out
@@ -184,7 +188,7 @@ def test_load_matches_keras_forward(case, data_format, implementation):
 def test_tensors_float32_and_no_bias():
     layer = LocallyConnected2d(2, 3, 2, input_size=(4, 4))
     kernel = torch.randn(9, 8, 3)
-    layer.load_keras_weights(kernel)  # no Keras bias: our bias becomes zero
+    kio.load_keras_weights(layer, kernel)  # no Keras bias: our bias becomes zero
     assert torch.count_nonzero(layer.bias) == 0
     x = torch.randn(1, 4, 4, 2)  # channels_last Keras input
     expected = keras_forward(
@@ -201,50 +205,56 @@ def test_tensors_float32_and_no_bias():
     got = layer(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
     np.testing.assert_allclose(got.detach().numpy(), expected, rtol=1e-5, atol=1e-5)
     no_bias = LocallyConnected2d(2, 3, 2, input_size=(4, 4), bias=False)
-    no_bias.load_keras_weights(kernel.numpy())
-    assert no_bias.export_keras_weights()[1] is None
+    kio.load_keras_weights(no_bias, kernel.numpy())
+    assert kio.export_keras_weights(no_bias)[1] is None
     with pytest.raises(ValueError, match="bias=False"):
-        no_bias.load_keras_weights(kernel, torch.zeros(3, 3, 3))
+        kio.load_keras_weights(no_bias, kernel, torch.zeros(3, 3, 3))
 
 
 def test_wrong_shape_names_expected_keras_shape():
     layer = LocallyConnected2d(2, 3, 2, input_size=(4, 4))
     with pytest.raises(ValueError, match=r"\(9, 8, 3\), got \(9, 3, 8\)"):
-        layer.load_keras_weights(np.zeros((9, 3, 8)))
+        kio.load_keras_weights(layer, np.zeros((9, 3, 8)))
     with pytest.raises(ValueError, match=r"\(4, 4, 2, 3, 3, 3\)"):
-        layer.load_keras_weights(np.zeros((9, 8, 3)), implementation=2)
+        kio.load_keras_weights(layer, np.zeros((9, 8, 3)), implementation=2)
     with pytest.raises(ValueError, match=r"bias .* \(3, 3, 3\), got \(3,\)"):
-        layer.load_keras_weights(np.zeros((9, 8, 3)), np.zeros(3))
+        kio.load_keras_weights(layer, np.zeros((9, 8, 3)), np.zeros(3))
     with pytest.raises(ValueError, match="implementation"):
-        layer.load_keras_weights(np.zeros((9, 8, 3)), implementation=4)
+        kio.load_keras_weights(layer, np.zeros((9, 8, 3)), implementation=4)
     with pytest.raises(ValueError, match="data_format"):
-        layer.load_keras_weights(np.zeros((9, 8, 3)), data_format="NHWC")
+        kio.load_keras_weights(layer, np.zeros((9, 8, 3)), data_format="NHWC")
     with pytest.raises(TypeError, match="kernel"):
-        layer.load_keras_weights(np.array(["a"]))
+        kio.load_keras_weights(layer, np.array(["a"]))
 
 
 def test_unsupported_layers_say_why():
     with pytest.raises(TypeError, match="LocallyConnected1D and LocallyConnected2D only"):
-        LocallyConnected3d(1, 1, 1, input_size=2).load_keras_weights(np.zeros(1))
+        kio.load_keras_weights(LocallyConnected3d(1, 1, 1, input_size=2), np.zeros(1))
     with pytest.raises(ValueError, match="groups"):
-        LocallyConnected2d(2, 2, 1, input_size=3, groups=2).export_keras_weights()
+        kio.export_keras_weights(LocallyConnected2d(2, 2, 1, input_size=3, groups=2))
     with pytest.raises(ValueError, match="dilation"):
-        LocallyConnected1d(1, 1, 2, input_size=5, dilation=2).export_keras_weights()
+        kio.export_keras_weights(LocallyConnected1d(1, 1, 2, input_size=5, dilation=2))
     with pytest.raises(ValueError, match="implementation 2 or 3"):
-        LocallyConnected1d(1, 1, 3, input_size=5, padding=1).export_keras_weights(1)
+        kio.export_keras_weights(
+            LocallyConnected1d(1, 1, 3, input_size=5, padding=1), implementation=1
+        )
     with pytest.raises(ValueError, match="matches neither"):
-        LocallyConnected1d(1, 1, 3, input_size=5, padding=2).export_keras_weights(2)
+        kio.export_keras_weights(
+            LocallyConnected1d(1, 1, 3, input_size=5, padding=2), implementation=2
+        )
     with pytest.raises(ValueError, match="shared_bias"):
-        LocallyConnected1d(1, 1, 3, input_size=5, shared_bias=True).load_keras_weights(
-            np.zeros((3, 3, 1)), np.zeros((3, 1))
+        kio.load_keras_weights(
+            LocallyConnected1d(1, 1, 3, input_size=5, shared_bias=True),
+            np.zeros((3, 3, 1)),
+            np.zeros((3, 1)),
         )
     lazy = LazyLocallyConnected2d(3, 2)
     with pytest.raises(ValueError, match="forward"):
-        lazy.load_keras_weights(np.zeros(1))
+        kio.load_keras_weights(lazy, np.zeros(1))
     lazy(torch.randn(1, 2, 4, 4))
     kernel = np.random.default_rng(1).standard_normal((9, 8, 3))
-    lazy.load_keras_weights(kernel)
-    np.testing.assert_array_equal(lazy.export_keras_weights()[0], kernel.astype(np.float32))
+    kio.load_keras_weights(lazy, kernel)
+    np.testing.assert_array_equal(kio.export_keras_weights(lazy)[0], kernel.astype(np.float32))
 
 
 def test_read_keras_h5(tmp_path):
@@ -263,8 +273,8 @@ def test_read_keras_h5(tmp_path):
     np.testing.assert_array_equal(k, kernel)
     np.testing.assert_array_equal(b, bias)
     layer = LocallyConnected1d(2, 2, 2, input_size=4, dtype=torch.float64)
-    layer.load_keras_weights(*kio.read_keras_h5(path, "locally_connected1d"))
-    np.testing.assert_array_equal(layer.export_keras_weights()[0], kernel)
+    kio.load_keras_weights(layer, *kio.read_keras_h5(path, "locally_connected1d"))
+    np.testing.assert_array_equal(kio.export_keras_weights(layer)[0], kernel)
     with pytest.raises(ValueError, match="no layer 'dense'"):
         kio.read_keras_h5(path, "dense")
 
@@ -280,6 +290,6 @@ def test_against_real_keras():
         x = np.random.default_rng(2).standard_normal((2, 5, 7, 2)).astype(np.float32)
         expected = keras_layer(x).numpy()
         layer = LocallyConnected2d(2, 3, (2, 3), input_size=(5, 7), stride=(1, 2))
-        layer.load_keras_weights(*keras_layer.get_weights(), implementation=implementation)
+        kio.load_keras_weights(layer, *keras_layer.get_weights(), implementation=implementation)
         got = layer(torch.from_numpy(x).permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
         np.testing.assert_allclose(got.detach().numpy(), expected, rtol=1e-5, atol=1e-5)

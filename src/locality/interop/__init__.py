@@ -1,16 +1,24 @@
-"""Moving weights between locality layers and other libraries' layers."""
+"""Moving models and weights between locality and other libraries (Keras 2)."""
 
 from locality.interop.keras import (
-    from_keras_weights,
+    count_keras_parameters,
+    export_keras_weights,
     keras_kernel_shape,
     keras_output_size,
+    load_keras_weights,
+    load_model,
+    model_from_config,
     read_keras_h5,
-    to_keras_weights,
+    save_model,
 )
 
 __all__ = [
-    "from_keras_weights",
-    "to_keras_weights",
+    "load_model",
+    "save_model",
+    "model_from_config",
+    "count_keras_parameters",
+    "load_keras_weights",
+    "export_keras_weights",
     "keras_kernel_shape",
     "keras_output_size",
     "read_keras_h5",

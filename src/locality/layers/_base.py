@@ -79,6 +79,15 @@ class _ConnectivityNd(nn.Module):
         self._check_padding_fits(where)
         self._allocate(bias, {"device": device, "dtype": dtype})
 
+    @property
+    def padding_amounts(self) -> tuple[tuple[int, int], ...]:
+        """Zero (or ``padding_mode``) padding per spatial dimension as ``(before, after)`` pairs.
+
+        What ``padding`` means in elements: ``"same"`` puts the odd extra element after, as
+        ``torch.nn.Conv*d`` does.
+        """
+        return self._pads
+
     def _check_padding_fits(self, where: str) -> None:
         """A kind with a fixed input size refuses, now, a padding its every forward would refuse."""
         size = self._fixed_input_size()

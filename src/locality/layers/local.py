@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-import numpy as np
 import torch
 from torch import fx
 
@@ -97,32 +94,6 @@ class _LocallyConnectedNd(_ConnectivityNd):
 
     def _repr_fields(self) -> list[str]:
         return [f"input_size={self.input_size}"]
-
-    def load_keras_weights(
-        self,
-        kernel: Any,
-        bias: Any = None,
-        implementation: int = 1,
-        data_format: str = "channels_last",
-    ) -> None:
-        """Load the ``kernel`` (and ``bias``) of a Keras 2 ``LocallyConnected1D/2D``, in place.
-
-        Afterwards this layer gives the Keras layer's outputs on the same input (channels first).
-        Any ``implementation`` (1, 2, 3) and ``data_format``; numpy arrays or tensors. Keras
-        ``padding="same"`` corresponds to ``padding=kernel_size // 2`` here. See
-        ``locality.interop.keras`` for the layouts.
-        """
-        from locality.interop import keras
-
-        keras.load_into_layer(self, kernel, bias, implementation, data_format)
-
-    def export_keras_weights(
-        self, implementation: int = 1, data_format: str = "channels_last"
-    ) -> tuple[np.ndarray, np.ndarray | None]:
-        """``(kernel, bias)`` numpy arrays for the equivalent Keras 2 ``LocallyConnected1D/2D``."""
-        from locality.interop import keras
-
-        return keras.export_from_layer(self, implementation, data_format)
 
 
 _ARGS_DOC = """
