@@ -165,8 +165,13 @@ class _PartialMixin(nn.Module):
         # sum(M) per window: one output channel; with multi_channel its kernel spans every channel.
         ones = valid.new_ones(1, channels, *self.kernel_size)
         pads = padding_amounts(self.padding, self.kernel_size, self.stride, self.dilation, where)
-        padded = pad_input(valid, pads, "zeros", where=where)
-        counts = _CONV[self._d](padded, ones, stride=self.stride, dilation=self.dilation)
+        if all(before == after for before, after in pads):  # no padded copy of the mask
+            padding, padded = tuple(before for before, _ in pads), valid
+        else:
+            padding, padded = (0,) * self._d, pad_input(valid, pads, "zeros", where=where)
+        counts = _CONV[self._d](
+            padded, ones, stride=self.stride, padding=padding, dilation=self.dilation
+        )
         # The sums are integers: rounding keeps a fast (Winograd-like) algorithm from blurring them.
         counts = counts.round_()
         updated = (counts > 0).to(valid.dtype)
