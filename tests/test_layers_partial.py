@@ -86,12 +86,8 @@ def _mask(shape, seed, hole_fraction=0.5):
     return (torch.rand(shape, generator=generator, dtype=torch.float64) > hole_fraction).double()
 
 
-CASES = [
-    (d, multi, bias, groups, seed)
-    for d in (1, 2, 3)
-    for multi, bias, groups in ((False, True, 1), (True, False, 1), (True, True, 1), (False, True, 2))
-    for seed in (0, 1)
-]
+VARIANTS = ((False, True, 1), (True, False, 1), (True, True, 1), (False, True, 2))
+CASES = [(d, *variant, seed) for d in (1, 2, 3) for variant in VARIANTS for seed in (0, 1)]
 
 
 @pytest.mark.parametrize(("d", "multi_channel", "bias", "groups", "seed"), CASES)
