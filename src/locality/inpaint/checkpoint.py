@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import pickle
 import tempfile
 from pathlib import Path
 
@@ -46,8 +47,9 @@ def load_checkpoint(path: str | os.PathLike = SHIPPED_CHECKPOINT) -> tuple[Inpai
     """The model (eval mode) and training summary stored at ``path``; ValueError if not one."""
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
-    except (OSError, RuntimeError, EOFError) as error:
-        raise ValueError(f"load_checkpoint: cannot read {str(path)!r}: {error}") from None
+    except (OSError, RuntimeError, EOFError, pickle.UnpicklingError) as error:
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise ValueError(f"load_checkpoint: cannot read {str(path)!r}: {reason}") from None
     if not isinstance(payload, dict) or payload.get("format") != _FORMAT:
         raise ValueError(f"load_checkpoint: {str(path)!r} is not a locality inpainting checkpoint")
     architecture = payload["architecture"]

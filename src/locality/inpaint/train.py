@@ -143,6 +143,6 @@ def train_inpainting(
         "final_loss": sum(recent) / len(recent),
         "seconds": round(time.perf_counter() - start, 1),
         "threads": torch.get_num_threads(),
-        "torch": torch.__version__,
+        "torch": str(torch.__version__),
     }
     return model, summary
