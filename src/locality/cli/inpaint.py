@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
 from pathlib import Path
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
@@ -94,17 +93,6 @@ def _read_image(path: Path, name: str, mode: str):
         raise UserError(f"{name} {str(path)!r} is not a readable image ({error})") from None
 
 
-def _replace_atomically(path: Path, write) -> None:
-    handle, temporary = tempfile.mkstemp(dir=path.resolve().parent, prefix=f".{path.name}.")
-    os.close(handle)
-    try:
-        write(temporary)
-        os.replace(temporary, path)
-    except BaseException:
-        os.unlink(temporary)
-        raise
-
-
 def _check_arguments(args: argparse.Namespace) -> None:
     if args.train:
         if args.image or args.mask or args.holes is not None or args.figure:
@@ -182,6 +170,7 @@ def _inpaint(args: argparse.Namespace) -> int:
     from locality.inpaint.checkpoint import SHIPPED_CHECKPOINT, load_checkpoint
     from locality.inpaint.evaluate import inpaint_image
     from locality.inpaint.figures import masked_view, side_by_side
+    from locality.inpaint.files import write_atomically
 
     try:
         model, _ = load_checkpoint(args.checkpoint or SHIPPED_CHECKPOINT)
@@ -195,15 +184,15 @@ def _inpaint(args: argparse.Namespace) -> int:
         pixels = np.round(np.clip(result, 0, 1) * 255).astype(np.uint8)
         Image.fromarray(pixels).save(path, format="JPEG" if out.suffix.lower() != ".png" else "PNG")
 
-    _replace_atomically(out, write_image)
+    write_atomically(out, write_image)
     figure = side_by_side(
         [
             ("masked input", masked_view(image, mask)),
-            ("partial conv", result),
+            ("partial conv" if model.partial else "conv, zero fill", result),
             (original_title, image),
         ]
     )
-    _replace_atomically(
+    write_atomically(
         figure_path,
         lambda path: figure.savefig(path, format=figure_path.suffix[1:].lower(), dpi=110),
     )

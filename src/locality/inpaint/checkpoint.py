@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import os
 import pickle
-import tempfile
 from pathlib import Path
 
 import torch
 
+from locality.inpaint.files import write_atomically
 from locality.inpaint.unet import InpaintingUNet
 
 __all__ = ["SHIPPED_CHECKPOINT", "save_checkpoint", "load_checkpoint"]
@@ -33,14 +33,7 @@ def save_checkpoint(model: InpaintingUNet, summary: dict, path: str | os.PathLik
         "state_dict": {k: v.detach().clone() for k, v in model.state_dict().items()},
         "training": summary,
     }
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(handle)
-    try:
-        torch.save(payload, temporary)
-        os.replace(temporary, path)
-    except BaseException:
-        os.unlink(temporary)
-        raise
+    write_atomically(path, lambda temporary: torch.save(payload, temporary))
 
 
 def load_checkpoint(path: str | os.PathLike = SHIPPED_CHECKPOINT) -> tuple[InpaintingUNet, dict]:

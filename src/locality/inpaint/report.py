@@ -12,12 +12,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import tempfile
 from pathlib import Path
 
 from locality.inpaint.checkpoint import load_checkpoint
 from locality.inpaint.evaluate import classical_methods, evaluation_samples, network_method, score
 from locality.inpaint.figures import comparison_grid, masked_view
+from locality.inpaint.files import write_atomically
 from locality.inpaint.images import TEST_IMAGES, TRAIN_IMAGES
 from locality.inpaint.masks import HOLE_BINS
 
@@ -51,17 +51,6 @@ def results(partial: str | os.PathLike, conv: str | os.PathLike, seed: int = 0) 
     return {"train_images": list(TRAIN_IMAGES), "test_images": list(TEST_IMAGES), "rows": rows}
 
 
-def _write_atomically(path: Path, write) -> None:
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(handle)
-    try:
-        write(temporary)
-        os.replace(temporary, path)
-    except BaseException:
-        os.unlink(temporary)
-        raise
-
-
 def write_results(
     partial: str | os.PathLike, conv: str | os.PathLike, out_dir: str | os.PathLike
 ) -> dict:
@@ -74,7 +63,7 @@ def write_results(
             json.dump(table, handle, indent=1)
             handle.write("\n")
 
-    _write_atomically(out / "inpainting.json", write_json)
+    write_atomically(out / "inpainting.json", write_json)
     methods = _methods(partial, conv)
     samples = evaluation_samples()
     bins = list(HOLE_BINS)
@@ -95,7 +84,7 @@ def write_results(
         for sample in picked
     ]
     figure = comparison_grid(grid)
-    _write_atomically(
+    write_atomically(
         out / "inpainting.png", lambda path: figure.savefig(path, format="png", dpi=110)
     )
     return table
