@@ -31,18 +31,20 @@ def paper_partial_conv(x, mask, weight_at, bias_at, kernel, stride, padding, dil
     """Liu et al. (2018), eq. 1-2, one output value at a time in float64.
 
     ``x``: (N, C, *S); ``mask``: (N or 1, 1 or C, *S); ``weight_at(p)`` the (O, C/g, *k) kernel and
-    ``bias_at(p)`` the (O,) bias (or None) at output position ``p``. Zero padding pads the mask
-    with holes. Returns the output and the one-channel updated mask.
+    ``bias_at(p)`` the (O,) bias (or None) at output position ``p``; ``padding`` an int or a
+    (before, after) pair per dimension. Zero padding pads the mask with holes. Returns the output
+    and the one-channel updated mask.
     """
     x = np.asarray(x, dtype=np.float64)
     mask = np.broadcast_to(np.asarray(mask, dtype=np.float64), (x.shape[0], *mask.shape[1:]))
     d = x.ndim - 2
-    pad = [(0, 0), (0, 0)] + [(p, p) for p in padding]
+    pairs = [p if isinstance(p, tuple) else (p, p) for p in padding]
+    pad = [(0, 0), (0, 0)] + pairs
     xp, mp = np.pad(x, pad), np.pad(mask, pad)
     spatial = x.shape[2:]
     out_size = [
-        (n + 2 * p - dl * (k - 1) - 1) // s + 1
-        for n, p, dl, k, s in zip(spatial, padding, dilation, kernel, stride, strict=True)
+        (n + lo + hi - dl * (k - 1) - 1) // s + 1
+        for n, (lo, hi), dl, k, s in zip(spatial, pairs, dilation, kernel, stride, strict=True)
     ]
     n_batch, channels = x.shape[:2]
     out_channels = weight_at((0,) * d).shape[0]
@@ -119,6 +121,23 @@ def test_partial_conv_matches_the_paper(d, multi_channel, bias, groups, seed):
     torch.testing.assert_close(
         new_mask, torch.from_numpy(expected_mask).expand_as(new_mask), rtol=0, atol=0
     )
+
+
+@pytest.mark.parametrize("multi_channel", [False, True])
+def test_same_padding_with_an_even_kernel_pads_the_mask_unevenly(multi_channel):
+    torch.manual_seed(0)
+    layer = locality.PartialConv2d(
+        3, 2, (4, 3), padding="same", multi_channel=multi_channel, return_mask=True
+    ).double()
+    x = torch.randn(2, 3, 6, 7, dtype=torch.float64)
+    mask = _mask((2, 3 if multi_channel else 1, 6, 7), 5)
+    out, new_mask = layer(x, mask)
+    w, b = layer.weight.detach().numpy(), layer.bias.detach().numpy()
+    expected, expected_mask = paper_partial_conv(
+        x, mask, lambda p: w, lambda p: b, (4, 3), (1, 1), ((1, 2), (1, 1)), (1, 1), 1
+    )
+    torch.testing.assert_close(out, torch.from_numpy(expected), rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(new_mask[:, :1], torch.from_numpy(expected_mask), rtol=0, atol=0)
 
 
 @pytest.mark.parametrize("d", [1, 2, 3])
