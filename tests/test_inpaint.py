@@ -221,3 +221,29 @@ def test_cli_user_errors_are_one_line_and_write_nothing(tmp_path, argv, message,
     assert err.startswith("locality inpaint: error: ") and err.count("\n") == 1
     assert message.format(d=tmp_path) in err
     assert sorted(tmp_path.iterdir()) == before
+
+
+def test_cli_trains_a_checkpoint_that_the_command_then_uses(tmp_path, monkeypatch, capsys):
+    import dataclasses
+
+    import locality.inpaint.train as train_module
+
+    @dataclasses.dataclass(frozen=True)
+    class SmallConfig(TrainConfig):  # the real defaults take minutes; the path is the same
+        batch_size: int = 2
+        crop: int = 32
+        mask_pool: int = 4
+        channels: tuple[int, ...] = (4, 8)
+        kernel_sizes: tuple[int, ...] = (3, 3)
+        train_images: tuple[str, ...] = ("camera",)
+        scales: tuple[int, ...] = (48,)
+
+    monkeypatch.setattr(train_module, "TrainConfig", SmallConfig)
+    checkpoint = tmp_path / "small.pt"
+    assert main(["inpaint", "--train", "--steps", "2", "--out", str(checkpoint)]) == 0
+    assert f"wrote {checkpoint}" in capsys.readouterr().out
+    model, summary = load_checkpoint(checkpoint)
+    assert model.channels == (4, 8) and summary["config"]["steps"] == 2
+    _write_png(tmp_path / "in.png", np.full((20, 24, 3), 90, np.uint8))
+    argv = ["inpaint", str(tmp_path / "in.png"), "--holes", "0.2", "--checkpoint", str(checkpoint)]
+    assert main([*argv, "--out", str(tmp_path / "o.png"), "--figure", str(tmp_path / "f.png")]) == 0
