@@ -110,7 +110,7 @@ class _PartialMixin(nn.Module):
         """``mask`` batched, in the input's dtype, detached; a ValueError for anything else."""
         where = type(self).__name__
         channels = self.in_channels if self.multi_channel else 1
-        expected = f"({'N or 1'}, {channels}, *spatial) with spatial {tuple(input.shape[2:])}"
+        expected = f"(N or 1, {channels}, *spatial) with spatial {tuple(input.shape[2:])}"
         if not isinstance(mask, torch.Tensor):
             raise TypeError(f"{where}: mask must be a torch.Tensor or None, got {type(mask)}")
         if mask.dim() != input.dim() - unbatched:
