@@ -35,7 +35,7 @@ def _draw_stroke(holes: np.ndarray, rng: np.random.Generator) -> None:
     thickness = rng.uniform(0.03, 0.09) * scale
     point = rng.uniform((0, 0), (height, width))
     angle = rng.uniform(0, 2 * np.pi)
-    rows, cols = np.mgrid[0:height, 0:width]
+    rows, cols = np.ogrid[0:height, 0:width]
     for _ in range(rng.integers(2, 7)):
         angle += rng.uniform(-np.pi / 2, np.pi / 2)
         length = rng.uniform(0.1, 0.35) * scale
@@ -43,7 +43,7 @@ def _draw_stroke(holes: np.ndarray, rng: np.random.Generator) -> None:
         reach = thickness / 2
         top, left = np.maximum(np.floor(np.minimum(point, end) - reach), 0).astype(int)
         bottom, right = np.ceil(np.maximum(point, end) + reach + 1).astype(int)
-        box_rows, box_cols = rows[top:bottom, left:right], cols[top:bottom, left:right]
+        box_rows, box_cols = rows[top:bottom], cols[:, left:right]
         direction = end - point
         along = ((box_rows - point[0]) * direction[0] + (box_cols - point[1]) * direction[1]) / max(
             float(direction @ direction), 1e-9
