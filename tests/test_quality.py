@@ -79,6 +79,7 @@ def test_sdist_and_wheel_build(tmp_path):
         metadata = archive.read(f"locality-{locality.__version__}.dist-info/METADATA").decode()
     expected = {"locality/py.typed", "locality/layers/local.py", "locality/kernels/local_op.py"}
     assert expected <= names
+    assert "locality/inpaint/partial_unet.pt" in names  # the shipped inpainting checkpoint
     assert not any(name.startswith("tests/") for name in names)
     assert "Requires-Dist: torch>=2.4" in metadata
     with tarfile.open(sdist) as archive:

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 # Order is the order shown by ``locality --help``.
 SUBCOMMANDS: tuple[str, ...] = ("tour", "compare", "summary", "draw", "train", "experiment")
 SUBCOMMANDS += ("keras_import",)
+SUBCOMMANDS += ("inpaint",)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -9,6 +9,17 @@ from locality.layers.lazy import (
     LazyTiledConv3d,
 )
 from locality.layers.local import LocallyConnected1d, LocallyConnected2d, LocallyConnected3d
+from locality.layers.partial import (
+    PartialConv1d,
+    PartialConv2d,
+    PartialConv3d,
+    PartialLocallyConnected1d,
+    PartialLocallyConnected2d,
+    PartialLocallyConnected3d,
+    PartialTiledConv1d,
+    PartialTiledConv2d,
+    PartialTiledConv3d,
+)
 from locality.layers.tiled import TiledConv1d, TiledConv2d, TiledConv3d
 
 __all__ = [
@@ -24,4 +35,13 @@ __all__ = [
     "LazyTiledConv1d",
     "LazyTiledConv2d",
     "LazyTiledConv3d",
+    "PartialConv1d",
+    "PartialConv2d",
+    "PartialConv3d",
+    "PartialTiledConv1d",
+    "PartialTiledConv2d",
+    "PartialTiledConv3d",
+    "PartialLocallyConnected1d",
+    "PartialLocallyConnected2d",
+    "PartialLocallyConnected3d",
 ]
