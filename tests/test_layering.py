@@ -36,12 +36,6 @@ RANKS = {
 }
 
 # Known upward imports, each to be removed by the issue named. When one is gone, delete it here.
-KNOWN_UPWARD = {
-    # issue 12 item 5 (Keras out of the layer classes, H17's branch issue-17)
-    ("locality.layers.local", "locality.interop.keras"),
-}
-
-
 def _rank(module: str) -> int:
     parts = module.split(".")
     for n in range(len(parts), 0, -1):
@@ -90,13 +84,8 @@ def _upward() -> set[tuple[str, str]]:
 
 
 def test_no_module_imports_a_higher_layer():
-    unexpected = _upward() - KNOWN_UPWARD
+    unexpected = _upward()
     assert not unexpected, "upward imports: " + ", ".join(f"{a} -> {b}" for a, b in unexpected)
-
-
-def test_known_upward_imports_still_exist():
-    gone = KNOWN_UPWARD - _upward()
-    assert not gone, f"fixed, remove from KNOWN_UPWARD in {__file__}: {sorted(gone)}"
 
 
 def test_the_walker_sees_an_upward_import(tmp_path):
