@@ -22,6 +22,7 @@ from locality._arguments import (
     fan_in,
     ntuple,
     padding_amounts,
+    padding_argument,
 )
 from locality._memory import check_allocation
 
@@ -64,9 +65,7 @@ class _ConnectivityNd(nn.Module):
         self.padding_mode = check_padding_mode(padding_mode, where)
         # Validates padding (and 'same' with stride > 1) now rather than at the first forward.
         self._pads = padding_amounts(padding, self.kernel_size, self.stride, self.dilation, where)
-        self.padding = (
-            padding if isinstance(padding, str) else ntuple(padding, d, "padding", minimum=0)
-        )
+        self.padding = padding_argument(padding, self._pads)
         self.shared_bias = bool(shared_bias)
         self._allocate(bias, {"device": device, "dtype": dtype})
 
