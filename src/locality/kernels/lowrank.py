@@ -38,8 +38,8 @@ def lowrank_locally_connected(
     y = _CONV[d](
         x, basis.reshape(-1, *weight.shape[2:]), None, tuple(stride), 0, tuple(dilation), groups
     )
-    n = y.shape[0]
-    y = y.reshape(n, groups, rank, og, -1)  # (N, g, R, O/g, P)
+    n, positions = y.shape[0], mixing.shape[:-1].numel()
+    y = y.reshape(n, groups, rank, og, positions)
     out = torch.einsum("ngrop,pr->ngop", y, mixing.reshape(-1, rank))
     out = out.reshape(n, out_channels, *mixing.shape[:-1])
     if bias is None:
