@@ -6,6 +6,7 @@ this package provides the two that torch.nn lacks and exact moves between all fo
 
 from locality import functional
 from locality._arguments import same_padding
+from locality.connectivity import Connectivity
 from locality.convert import (
     conv1x1_to_linear,
     fully_convolutional,
@@ -62,4 +63,5 @@ __all__ = [
     "shift_and_stitch",
     "window_boxes",
     "same_padding",
+    "Connectivity",
 ]
