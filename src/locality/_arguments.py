@@ -159,10 +159,10 @@ def padding_amounts(
                 lo, hi = ntuple(entry, 2, "padding (before, after) pair", minimum=0, where=where)
                 pairs.append((lo, hi))
             else:
-                (p,) = ntuple((entry,), 1, "padding", minimum=0, where=where)
+                (p,) = ntuple((entry,), 1, "padding", minimum=0, where=where)  # type: ignore[arg-type]
                 pairs.append((p, p))
         return tuple(pairs)
-    values = ntuple(padding, d, "padding", minimum=0, where=where)
+    values = ntuple(padding, d, "padding", minimum=0, where=where)  # type: ignore[arg-type]
     return tuple((p, p) for p in values)
 
 

@@ -641,7 +641,7 @@ def _transpose(
         y, kernels, stride_t, dilation_t, groups, full_size
     )
     crop = tuple(slice(lo, lo + o) for o, (lo, _) in zip(out_size, pads, strict=True))
-    out = full[(slice(None), slice(None), *crop)]
+    out = full[(slice(None), slice(None)) + crop]
     if bias is not None:
         if bias.dim() == 1:
             b = bias.view(out_channels, *(1,) * d)

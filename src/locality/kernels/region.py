@@ -72,7 +72,7 @@ def region_conv(
             crop.append(slice(start * s, (stop - 1) * s + dl * (k - 1) + 1))
         b = None if bias is None else bias if bias.dim() == 1 else bias[box]
         parts[box] = _CONV[d](
-            x[(slice(None), slice(None), *crop)],
+            x[(slice(None), slice(None)) + tuple(crop)],
             weight[box],
             b,
             tuple(stride),

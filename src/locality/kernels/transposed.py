@@ -38,7 +38,9 @@ def scatter(
     in_channels, cg = weight.shape[d], weight.shape[d + 1]
     n, ig = y.shape[0], in_channels // groups
     positions, volume = math.prod(in_size), math.prod(kernel_size)
-    rows = y.reshape(n, groups, ig, positions).permute(3, 1, 0, 2).reshape(positions * groups, n, ig)
+    rows = (
+        y.reshape(n, groups, ig, positions).permute(3, 1, 0, 2).reshape(positions * groups, n, ig)
+    )
     contributions = torch.bmm(rows, weight.reshape(positions * groups, ig, cg * volume))
     contributions = contributions.view(positions, groups, n, cg, volume)
     contributions = contributions.permute(2, 1, 3, 0, 4).reshape(n, groups * cg, -1)
