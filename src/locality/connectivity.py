@@ -58,7 +58,7 @@ import torch
 from torch import nn
 
 from locality._arguments import check_initialised, check_shape, padding_amounts
-from locality.geometry import Sliding
+from locality.geometry import Sliding, pool_sliding
 
 __all__ = [
     "KINDS",
@@ -69,6 +69,7 @@ __all__ = [
     "Soft",
     "bank_of",
     "kernels_of",
+    "sliding_of",
 ]
 
 KINDS = (
@@ -395,3 +396,20 @@ def kernels_of(module: nn.Module, output_size: Sequence[int] | None = None) -> t
         assert isinstance(result, torch.Tensor)
         return result
     return Connectivity.of(module).per_position(bank_of(module), output_size)
+
+
+def sliding_of(module: nn.Module, d: int) -> Sliding | None:
+    """The sliding geometry of ``module`` on a ``d``-D input, or ``None`` when it has none.
+
+    A layer ``Connectivity.of`` reads (with ``d`` spatial dimensions, not transposed) or a
+    ``torch.nn`` max or average pooling. The one lookup the receptive fields and
+    ``fully_convolutional`` use.
+    """
+    if isinstance(module, (nn.Conv1d, nn.Conv2d, nn.Conv3d)) or isinstance(
+        getattr(type(module), "connectivity", None), property
+    ):
+        connectivity = Connectivity.of(module)
+        if connectivity.d == d and not connectivity.kind.endswith("_transpose"):
+            return connectivity.sliding
+        return None
+    return pool_sliding(module, d)
