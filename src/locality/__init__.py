@@ -17,6 +17,9 @@ from locality.convert import (
     sliding_window,
     to_dense,
     to_locally_connected,
+    to_lowrank,
+    to_mapped,
+    to_region,
     to_tiled,
     window_boxes,
 )
@@ -94,4 +97,7 @@ __all__ = [
     "TiledConvTranspose1d",
     "TiledConvTranspose2d",
     "TiledConvTranspose3d",
+    "to_region",
+    "to_mapped",
+    "to_lowrank",
 ]
