@@ -197,7 +197,9 @@ def to_locally_connected(
         ``LocallyConnected{d}d`` with ``weight[p] = layer's kernel at output position p``.
     """
     where = "to_locally_connected"
-    bank = read_bank(layer, where, kinds=FORWARD_KINDS)
+    # A locally connected layer is refused: it already is one.
+    kinds = tuple(k for k in FORWARD_KINDS if k != "locally_connected")
+    bank = read_bank(layer, where, kinds=kinds)
     size = ntuple(input_size, bank.d, "input_size", where=where)
     share = _sharing(bank, shared_bias, where)
     out = output_size(size, bank.kernel_size, bank.stride, bank.pads(), bank.dilation, where=where)
