@@ -109,13 +109,14 @@ def train_family(
     """Seed, build one family's model for ``data`` (see :func:`~locality.train.models.build_model`)
     and :func:`train` it. Returns the trained (unwrapped) model and its result."""
     torch.manual_seed(config.seed)
-    sharing = {"tile_size": tile_size, "regions": regions, "rank": rank}
-    model = build_model(family, data.input_shape, data.num_classes, **sharing)
+    model = build_model(
+        family, data.input_shape, data.num_classes, tile_size=tile_size, regions=regions, rank=rank
+    )
     result = train(
         model,
         data,
         config,
-        name=model_name(family, **sharing),
+        name=model_name(family, tile_size, regions, rank),
         run_dir=run_dir,
         resume=resume,
         device=device,
