@@ -355,3 +355,33 @@ def test_lazy_variants_infer_channels_and_input_size(lazy, eager, args, x):
     fresh = lazy(*args, dtype=F64)
     fresh.load_state_dict(layer.state_dict())
     torch.testing.assert_close(fresh(inputs), out, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("d", D)
+def test_lowrank_factorized_mixes_are_summed_per_dimension_logits(d):
+    size = (6, 5, 4)[:d]
+    layer = LOWRANK[d](2, 3, 2, input_size=size, rank=3, factorized=True, dtype=F64)
+    out = layer.output_size
+    assert layer.combining_weights.shape == (sum(out), 3)
+    x = torch.randn(2, 2, *size, dtype=F64)
+    # at initialisation a convolution with the mean basis kernel, for both normalisations
+    torch.testing.assert_close(layer.mixing(), torch.full((*out, 3), 1 / 3, dtype=F64))
+    plain = LOWRANK[d](2, 3, 2, input_size=size, rank=3, factorized=True, normalize=None)
+    torch.testing.assert_close(plain.mixing().sum(-1), torch.ones(out))
+    _randomise(layer)
+    rows = layer.combining_weights.detach().numpy()
+    offsets = np.cumsum((0, *out))
+    logits = np.zeros((*out, 3))
+    for p in np.ndindex(*out):
+        logits[p] = sum(rows[offsets[j] + p[j]] for j in range(d))
+    mix = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
+    np.testing.assert_allclose(layer.mixing().detach().numpy(), mix, rtol=0, atol=1e-12)
+    kernels = lowrank_kernels(_np(layer.weight), mix)
+    expected = apply_per_position(
+        x.numpy(), kernels, _np(layer.bias), (1,) * d, ((0, 0),) * d, (1,) * d, 1, "zeros"
+    )
+    np.testing.assert_allclose(layer(x).detach().numpy(), expected, rtol=0, atol=1e-12)
+    assert locality.Connectivity.of(layer).parameters == sum(p.numel() for p in layer.parameters())
+    lazy = locality.LazyLowRankLocallyConnected2d(3, 2, rank=3, factorized=True)
+    lazy(torch.randn(1, 2, 6, 5))
+    assert lazy.combining_weights.shape == (5 + 4, 3)

@@ -94,6 +94,7 @@ class _LazyLowRankLocallyConnectedNd(_LazyInputSize, _LowRankLocallyConnectedNd)
         normalize: str | None = "softmax",
         device=None,
         dtype=None,
+        factorized: bool = False,
     ) -> None:
         super().__init__(
             groups,
@@ -111,6 +112,7 @@ class _LazyLowRankLocallyConnectedNd(_LazyInputSize, _LowRankLocallyConnectedNd)
             normalize=normalize,
             device=device,
             dtype=dtype,
+            factorized=factorized,
         )
         self.in_channels, self.input_size = 0, None
 
@@ -122,8 +124,9 @@ class _LazyLowRankLocallyConnectedNd(_LazyInputSize, _LowRankLocallyConnectedNd)
         if isinstance(self.combining_weights, nn.UninitializedParameter):
             sizes = self._inferred_sizes(input)
             out = self._sliding.output_size(sizes["input_size"], where=type(self).__name__)
+            shape = (sum(out), self.rank) if self.factorized else (*out, self.rank)
             with torch.no_grad():
-                self.combining_weights.materialize((*out, self.rank))
+                self.combining_weights.materialize(shape)
         super().initialize_parameters(input)
 
 

@@ -14,7 +14,7 @@ import dataclasses
 import torch
 from torch import fx, nn
 
-from locality._arguments import IntOrTuple, Padding, check_int, ntuple, output_size
+from locality._arguments import IntOrTuple, Padding, check_flag, check_int, ntuple, output_size
 from locality.connectivity import Connectivity, KernelMap, Soft
 from locality.functional import lowrank_locally_connected
 from locality.layers._base import _ConnectivityNd
@@ -23,6 +23,17 @@ from locality.layers._base import _ConnectivityNd
 fx.wrap("lowrank_locally_connected")
 
 NORMALIZATIONS = ("softmax", None)
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class FactorizedSoft(Soft):
+    """A soft map whose mixes come from fewer learned numbers (``learned``): the factorised
+    combining weights, one row of logits per coordinate of each dimension."""
+
+    learned: int = 0
+
+    def extra_parameters(self) -> int:
+        return self.learned
 
 
 class _LowRankLocallyConnectedNd(_ConnectivityNd):
@@ -47,8 +58,11 @@ class _LowRankLocallyConnectedNd(_ConnectivityNd):
         normalize: str | None = "softmax",
         device=None,
         dtype=None,
+        factorized: bool = False,
     ) -> None:
         where = type(self).__name__
+        check_flag(factorized, "factorized", where)
+        self.factorized = factorized
         self.input_size = ntuple(input_size, self._d, "input_size", where=where)
         self.rank = check_int(rank, "rank", where)
         if normalize not in NORMALIZATIONS:
@@ -91,8 +105,15 @@ class _LowRankLocallyConnectedNd(_ConnectivityNd):
             return (self.out_channels,)
         return (*self.output_size, self.out_channels)
 
+    def _combining_shape(self) -> tuple[int, ...]:
+        """``(*output_size, rank)``, or ``(sum(output_size), rank)`` factorised: one row of
+        logits per coordinate of each dimension, concatenated."""
+        if self.factorized:
+            return (sum(self.output_size), self.rank)
+        return (*self.output_size, self.rank)
+
     def _allocate(self, bias: bool, factory_kwargs: dict) -> None:
-        shape = (*self.output_size, self.rank)
+        shape = self._combining_shape()
         self.combining_weights = nn.Parameter(torch.empty(shape, **factory_kwargs))
         super()._allocate(bias, factory_kwargs)
 
@@ -101,16 +122,32 @@ class _LowRankLocallyConnectedNd(_ConnectivityNd):
         zero with softmax, ``1 / rank`` without, so that every position's kernel is the mean
         basis kernel (the layer starts as a convolution)."""
         super().reset_parameters()
+        terms = self._d if self.factorized else 1  # factorised logits are summed over dims
         with torch.no_grad():
-            self.combining_weights.fill_(0.0 if self.normalize == "softmax" else 1.0 / self.rank)
+            value = 0.0 if self.normalize == "softmax" else 1.0 / (self.rank * terms)
+            self.combining_weights.fill_(value)
+
+    def _logits(self) -> torch.Tensor:
+        """``(*output_size, rank)``; factorised, ``row[i] + column[j]`` (per dimension, summed)."""
+        if not self.factorized:
+            return self.combining_weights
+        out, d = self.output_size, self._d
+        parts = self.combining_weights.split(out)
+        shapes = [[n if i == j else 1 for i, n in enumerate(out)] + [self.rank] for j in range(d)]
+        return sum(
+            (part.view(shape) for part, shape in zip(parts, shapes, strict=True)),
+            torch.zeros((*out, self.rank), dtype=parts[0].dtype, device=parts[0].device),
+        )
 
     def mixing(self) -> torch.Tensor:
         """``(*output_size, rank)``: the mix of basis kernels at each position."""
         if self.normalize == "softmax":
-            return torch.softmax(self.combining_weights, dim=-1)
-        return self.combining_weights
+            return torch.softmax(self._logits(), dim=-1)
+        return self._logits()
 
     def _kernel_map(self) -> KernelMap:
+        if self.factorized:
+            return FactorizedSoft(self.mixing().detach(), self.combining_weights.numel())
         return Soft(self.mixing().detach())
 
     @property
@@ -162,7 +199,8 @@ class _LowRankLocallyConnectedNd(_ConnectivityNd):
 
     def _repr_fields(self) -> list[str]:
         fields = [f"input_size={self.input_size}", f"rank={self.rank}"]
-        return fields + ([f"normalize={self.normalize!r}"] if self.normalize != "softmax" else [])
+        fields += [f"normalize={self.normalize!r}"] if self.normalize != "softmax" else []
+        return fields + (["factorized=True"] if self.factorized else [])
 
 
 class LowRankLocallyConnected1d(_LowRankLocallyConnectedNd):
@@ -210,6 +248,9 @@ for _d, _cls in (
         padding_mode: ``"zeros"``, ``"reflect"``, ``"replicate"`` or ``"circular"``.
         shared_bias: one bias per output channel instead of one per channel and position.
         normalize: ``"softmax"`` (default, as the paper) or ``None``.
+        factorized: the paper's spatially factorised combining weights: the logits at ``p`` are
+            the sum over dimensions of one row per coordinate (row + column in 2-D), so
+            ``combining_weights`` is ``(sum(output_size), rank)``. Default ``False``.
 
     Shape:
         - Input: ``(N, C_in, {_SPATIAL[_d][0]})`` or ``(C_in, {_SPATIAL[_d][0]})``, spatial size
