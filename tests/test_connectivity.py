@@ -216,11 +216,12 @@ def test_of_refuses_other_modules_clearly():
 
 def test_model_families_are_named_by_their_layers_kind():
     from locality.analysis import kind_of
-    from locality.train.models import FAMILIES, build_model
+    from locality.train.models import FAMILIES, FAMILY_PARAMETER, build_model
 
     assert set(FAMILIES) <= set(KINDS)
     for family in FAMILIES:
-        model = build_model(family, (1, 16), 3, tile_size=2 if family == "tiled" else None)
+        sharing = {FAMILY_PARAMETER[family]: 2} if family in FAMILY_PARAMETER else {}
+        model = build_model(family, (1, 16), 3, **sharing)
         first = model[0].linear if family == "dense" else model[0]
         assert kind_of(first) == family
 

@@ -17,7 +17,8 @@ about that except the numbers in the bank:
   ``bank.flatten(0, len(bank_shape) - 1)`` numbers the kernels);
   ``mixing(output_size)`` is the ``(positions, num_kernels)`` matrix, one-hot rows for a hard map;
 - the bias: whether there is one and whether it is one per channel (``shared_bias``) or one per
-  channel and kernel (shape ``(*bank_shape, out_channels)``).
+  channel and kernel (shape ``(*bank_shape, out_channels)``); ``bias_shape`` gives its shape
+  where that rule does not (a low-rank layer's bias is per output position).
 
 The kinds (``KINDS``, one vocabulary for the API, the CLI, JSON results, tables and pictures):
 
@@ -200,6 +201,9 @@ class Connectivity:
     input_size: tuple[int, ...] | None = None
     bias: bool = True
     shared_bias: bool = True
+    # The bias tensor's shape where the rule above does not give it: one per output position
+    # (low-rank: (*output_size, out_channels)), or a transposed layer's own output channels.
+    bias_shape: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -305,7 +309,9 @@ class Connectivity:
         """Learned numbers: the bank, the biases and any the map holds."""
         weights = self.num_kernels * self.out_channels * self.fan_in
         biases = 0
-        if self.bias:
+        if self.bias and self.bias_shape is not None:
+            biases = math.prod(self.bias_shape)
+        elif self.bias:
             biases = self.out_channels if self.shared_bias else self.num_kernels * self.out_channels
         return weights + biases + self.map.extra_parameters()
 

@@ -17,7 +17,7 @@ from torch import nn
 
 from locality._arguments import Padding, check_initialised
 from locality._memory import check_allocation
-from locality.connectivity import Connectivity, bank_of
+from locality.connectivity import Connectivity, Periodic, bank_of
 from locality.layers.local import LocallyConnected1d, LocallyConnected2d, LocallyConnected3d
 from locality.layers.tiled import TiledConv1d, TiledConv2d, TiledConv3d
 
@@ -138,6 +138,14 @@ def read_bank(layer: nn.Module, where: str, kinds: Sequence[str] = BANK_KINDS) -
     weight = bank_of(layer).detach()
     bias = getattr(layer, "bias", None)
     bias = None if bias is None else bias.detach()
+    if connectivity.map.soft:
+        # A soft map mixes its bank at each position: read it as the locally connected layer
+        # it computes (its kernels, and its bias, are per position).
+        out = connectivity.output_size()
+        weight = connectivity.per_position(weight, out)
+        connectivity = replace(
+            connectivity, kind="locally_connected", bank_shape=out, map=Periodic(), bias_shape=None
+        )
     shared = bias is not None and bias.dim() == 1
     if bias is not None and shared:
         bias = bias.expand(*connectivity.bank_shape, connectivity.out_channels)

@@ -8,7 +8,28 @@ from locality.layers.lazy import (
     LazyTiledConv2d,
     LazyTiledConv3d,
 )
+from locality.layers.lazy_between import (
+    LazyLocallyConnectedTranspose1d,
+    LazyLocallyConnectedTranspose2d,
+    LazyLocallyConnectedTranspose3d,
+    LazyLowRankLocallyConnected1d,
+    LazyLowRankLocallyConnected2d,
+    LazyLowRankLocallyConnected3d,
+    LazyRegionConv1d,
+    LazyRegionConv2d,
+    LazyRegionConv3d,
+)
 from locality.layers.local import LocallyConnected1d, LocallyConnected2d, LocallyConnected3d
+from locality.layers.lowrank import (
+    LowRankLocallyConnected1d,
+    LowRankLocallyConnected2d,
+    LowRankLocallyConnected3d,
+)
+from locality.layers.mapped import (
+    MappedConv1d,
+    MappedConv2d,
+    MappedConv3d,
+)
 from locality.layers.partial import (
     PartialConv1d,
     PartialConv2d,
@@ -20,7 +41,20 @@ from locality.layers.partial import (
     PartialTiledConv2d,
     PartialTiledConv3d,
 )
+from locality.layers.region import (
+    RegionConv1d,
+    RegionConv2d,
+    RegionConv3d,
+)
 from locality.layers.tiled import TiledConv1d, TiledConv2d, TiledConv3d
+from locality.layers.transposed import (
+    LocallyConnectedTranspose1d,
+    LocallyConnectedTranspose2d,
+    LocallyConnectedTranspose3d,
+    TiledConvTranspose1d,
+    TiledConvTranspose2d,
+    TiledConvTranspose3d,
+)
 
 __all__ = [
     "LocallyConnected1d",
@@ -44,4 +78,28 @@ __all__ = [
     "PartialLocallyConnected1d",
     "PartialLocallyConnected2d",
     "PartialLocallyConnected3d",
+    "RegionConv1d",
+    "RegionConv2d",
+    "RegionConv3d",
+    "MappedConv1d",
+    "MappedConv2d",
+    "MappedConv3d",
+    "LowRankLocallyConnected1d",
+    "LowRankLocallyConnected2d",
+    "LowRankLocallyConnected3d",
+    "LocallyConnectedTranspose1d",
+    "LocallyConnectedTranspose2d",
+    "LocallyConnectedTranspose3d",
+    "TiledConvTranspose1d",
+    "TiledConvTranspose2d",
+    "TiledConvTranspose3d",
+    "LazyRegionConv1d",
+    "LazyRegionConv2d",
+    "LazyRegionConv3d",
+    "LazyLowRankLocallyConnected1d",
+    "LazyLowRankLocallyConnected2d",
+    "LazyLowRankLocallyConnected3d",
+    "LazyLocallyConnectedTranspose1d",
+    "LazyLocallyConnectedTranspose2d",
+    "LazyLocallyConnectedTranspose3d",
 ]
