@@ -35,7 +35,7 @@ RANKS = {
     "locality": 5,  # the package's __init__: the public names, which the CLI may import
 }
 
-# Known upward imports, each to be removed by the issue named. When one is gone, delete it here.
+
 def _rank(module: str) -> int:
     parts = module.split(".")
     for n in range(len(parts), 0, -1):
