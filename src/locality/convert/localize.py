@@ -185,7 +185,8 @@ def _input_sizes(
 
     def recorder(name: str) -> Callable:
         def hook(module: nn.Module, args: tuple) -> None:
-            size = tuple(args[0].shape[-len(module.kernel_size) :])
+            d = len(module.kernel_size)  # type: ignore[arg-type]  # a Conv*d's tuple
+            size = tuple(args[0].shape[-d:])
             if sizes.setdefault(name, size) != size:
                 raise ValueError(
                     f"{WHERE}: layer {name!r} is called on inputs of spatial sizes {sizes[name]} "
@@ -226,8 +227,9 @@ def _convert(
 def _add_noise(
     new: nn.Module, source: nn.Module, noise: float, generator: torch.Generator | None
 ) -> None:
-    weight = new.weight
-    scale = noise * source.weight.detach().double().std().item()
+    weight, source_weight = new.weight, source.weight
+    assert isinstance(weight, torch.Tensor) and isinstance(source_weight, torch.Tensor)
+    scale = noise * source_weight.detach().double().std().item()
     draw = torch.randn(weight.shape, generator=generator, dtype=weight.dtype)
     with torch.no_grad():
         weight.add_(draw.to(weight.device), alpha=scale)
