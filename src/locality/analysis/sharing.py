@@ -75,12 +75,13 @@ def position_kernels(layer: nn.Module, input_size: IntOrTuple | None = None) -> 
 
 def _sliding(layer: nn.Module) -> tuple[tuple[int, ...], tuple[int, ...], Padding, tuple[int, ...]]:
     """``(kernel_size, stride, padding, dilation)`` of a Conv*d or a layer of this library."""
-    padding: Any = layer.padding
+    sliding: Any = layer  # torch types a Module's attributes as Tensor | Module
+    padding = sliding.padding
     return (
-        tuple(getattr(layer, "kernel_size")),  # getattr: typed Any, not Tensor | Module
-        tuple(getattr(layer, "stride")),
+        tuple(sliding.kernel_size),
+        tuple(sliding.stride),
         padding if isinstance(padding, str) else tuple(padding),
-        tuple(getattr(layer, "dilation")),
+        tuple(sliding.dilation),
     )
 
 
