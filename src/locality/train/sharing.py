@@ -148,7 +148,16 @@ class WeightSharing:
         """Share if ``step`` is a multiple of ``every``; return whether it did."""
         if check_int(step, "step", "WeightSharing", minimum=0) % self.every:
             return False
-        share_weights(self.model, self.mode, self.period, generator=self.generator, **self.options)
+        share_weights(
+            self.model,
+            self.mode,
+            self.period,
+            steps=self.steps,
+            batch_size=self.batch_size,
+            lr=self.lr,
+            gamma=self.gamma,
+            generator=self.generator,
+        )
         return True
 
     def __repr__(self) -> str:
