@@ -5,6 +5,7 @@ this package provides the two that torch.nn lacks and exact moves between all fo
 """
 
 from locality import functional
+from locality.connectivity import Connectivity
 from locality.convert import (
     conv1x1_to_linear,
     fully_convolutional,
@@ -60,4 +61,5 @@ __all__ = [
     "sliding_window",
     "shift_and_stitch",
     "window_boxes",
+    "Connectivity",
 ]

@@ -1,17 +1,21 @@
 """The N-d core shared by every connectivity layer: a bank of kernels and a position-to-kernel map.
 
-``weight`` has shape ``(*grid, out_channels, in_channels // groups, *kernel_size)``: position-major,
-so that ``weight[p]`` is an ordinary ``Conv*d`` weight, contiguous, and the batched product over
-positions reads the whole bank without a copy. Output position ``i`` uses ``weight[i mod grid]``.
+``weight`` has shape ``(*bank_shape, out_channels, in_channels // groups, *kernel_size)``:
+position-major, so that ``weight[p]`` is an ordinary ``Conv*d`` weight, contiguous, and the
+batched product over positions reads the whole bank without a copy. Which kernel an output
+position uses is the layer's ``connectivity`` (a ``locality.Connectivity``); a subclass names its
+kind (``_kind``), says its bank shape (``_bank_shape``) and, when the map is not periodic
+(position ``i`` uses ``weight[i mod bank_shape]``), its map (``_kernel_map``).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Sequence
+from typing import ClassVar
 
 import torch
-from torch import nn
+from torch import fx, nn
 
 from locality._arguments import (
     IntOrTuple,
@@ -19,17 +23,19 @@ from locality._arguments import (
     check_channels,
     check_input,
     check_padding_mode,
-    fan_in,
     ntuple,
     padding_amounts,
 )
+from locality._arguments import fan_in as count_fan_in
 from locality._memory import check_allocation
+from locality.connectivity import Connectivity, KernelMap, Periodic
+from locality.geometry import Sliding
 
 
 class _ConnectivityNd(nn.Module):
-    """Holds arguments, parameters and initialisation; subclasses say what the grid is."""
+    """Holds arguments, parameters and initialisation; subclasses say what the bank is."""
 
-    _op: Callable[..., torch.Tensor]
+    _kind: ClassVar[str]  # one of locality.connectivity.KINDS
     _defaults = {"stride": 1, "padding": 0, "dilation": 1, "groups": 1, "padding_mode": "zeros"}
 
     _d: int  # number of spatial dimensions, set by the public 1d/2d/3d classes
@@ -38,6 +44,7 @@ class _ConnectivityNd(nn.Module):
 
     def __init__(
         self,
+        *,
         in_channels: int,
         out_channels: int,
         kernel_size: IntOrTuple,
@@ -68,20 +75,91 @@ class _ConnectivityNd(nn.Module):
             padding if isinstance(padding, str) else ntuple(padding, d, "padding", minimum=0)
         )
         self.shared_bias = bool(shared_bias)
+        self._check_padding_fits(where)
         self._allocate(bias, {"device": device, "dtype": dtype})
 
-    def _grid(self) -> tuple[int, ...]:
-        """Shape of the kernel bank, from the layer's arguments."""
+    def _check_padding_fits(self, where: str) -> None:
+        """A kind with a fixed input size refuses, now, a padding its every forward would refuse."""
+        size = self._fixed_input_size()
+        if size is None:
+            return
+        for dim, ((lo, hi), n) in enumerate(zip(self._pads, size, strict=True)):
+            if self.padding_mode == "reflect" and max(lo, hi) >= n:
+                raise ValueError(
+                    f"{where}: padding_mode='reflect' needs padding smaller than the input size, "
+                    f"got padding ({lo}, {hi}) for input_size {n} in spatial dimension {dim}"
+                )
+            if self.padding_mode == "circular" and max(lo, hi) > n:
+                raise ValueError(
+                    f"{where}: padding_mode='circular' needs padding no larger than the input "
+                    f"size, got padding ({lo}, {hi}) for input_size {n} in spatial dimension {dim}"
+                )
+
+    def _bank_shape(self) -> tuple[int, ...]:
+        """Leading dimensions of the kernel bank, from the layer's arguments."""
         raise NotImplementedError
 
+    def _kernel_map(self) -> KernelMap:
+        """Which kernel each output position uses; periodic unless a kind says otherwise."""
+        return Periodic()
+
+    def _fixed_input_size(self) -> tuple[int, ...] | None:
+        """The one input size a kind works on, or ``None`` for any."""
+        return None
+
+    @property
+    def _sliding(self) -> Sliding:
+        return Sliding(self.kernel_size, self.stride, self._pads, self.dilation)
+
+    @property
+    def connectivity(self) -> Connectivity:
+        """Geometry, kernel-bank shape and position -> kernel map (a ``locality.Connectivity``)."""
+        return Connectivity(
+            kind=self._kind,
+            in_channels=self.in_channels,
+            out_channels=self.out_channels,
+            kernel_size=self.kernel_size,
+            stride=self.stride,
+            padding=self._pads,
+            dilation=self.dilation,
+            bank_shape=self._bank_shape(),
+            groups=self.groups,
+            padding_mode=self.padding_mode,
+            map=self._kernel_map(),
+            input_size=self._fixed_input_size(),
+            bias=self.bias is not None,
+            shared_bias=self.shared_bias,
+        )
+
+    def kernels(self, output_size: Sequence[int] | None = None) -> torch.Tensor:
+        """The kernel of every output position: ``(*output_size, C_out, C_in // groups, *k)``.
+
+        A view of ``weight`` where no copy is needed. ``output_size`` (spatial) is needed for the
+        kinds that work on any input size.
+        """
+        return self.connectivity.per_position(self.weight, output_size)
+
+    @property
+    def fan_in(self) -> int:
+        """Inputs read by one output unit: ``in_channels / groups * prod(kernel_size)``.
+
+        ``torch.nn.init``'s fan computation reads the position-major weight's leading (bank)
+        dimensions as channels and gets it wrong; pass this instead, e.g.
+        ``nn.init.normal_(layer.weight, std=math.sqrt(2 / layer.fan_in))`` for Kaiming
+        initialisation.
+        """
+        return count_fan_in(self.in_channels, self.groups, self.kernel_size)
+
     def _weight_shape(self) -> tuple[int, ...]:
-        """(*grid, out_channels, in_channels // groups, *kernel_size): position-major."""
+        """(*bank_shape, out_channels, in_channels // groups, *kernel_size): position-major."""
         kernel = (self.out_channels, self.in_channels // self.groups, *self.kernel_size)
-        return (*self._grid(), *kernel)
+        return (*self._bank_shape(), *kernel)
 
     def _bias_shape(self) -> tuple[int, ...]:
-        """(out_channels,) if shared, else (*grid, out_channels)."""
-        return (self.out_channels,) if self.shared_bias else (*self._grid(), self.out_channels)
+        """(out_channels,) if shared, else (*bank_shape, out_channels)."""
+        if self.shared_bias:
+            return (self.out_channels,)
+        return (*self._bank_shape(), self.out_channels)
 
     def _allocate(self, bias: bool, factory_kwargs: dict) -> None:
         shape = self._weight_shape()
@@ -102,24 +180,24 @@ class _ConnectivityNd(nn.Module):
         ``1/sqrt(fan_in)``. The fan-in is computed here from the arguments (in_channels/groups x
         kernel volume): ``nn.init``'s helper would read the grid axes of this position-major weight.
         """
-        bound = 1.0 / math.sqrt(fan_in(self.in_channels, self.groups, self.kernel_size))
+        bound = 1.0 / math.sqrt(self.fan_in)
         nn.init.uniform_(self.weight, -bound, bound)
         if self.bias is not None:
             nn.init.uniform_(self.bias, -bound, bound)
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
-        # The op checks this too; checking here lets the message name the layer.
+        # Under torch.fx tracing the input is a Proxy: the op is recorded, checked when it runs.
+        if not isinstance(input, fx.Proxy):
+            self._check_input(input)
+        return self._apply_op(input)
+
+    def _check_input(self, input: torch.Tensor) -> None:
+        """Refuse an input this layer cannot take, naming the layer (the op would name itself)."""
         check_input(input, self._d, self.in_channels, type(self).__name__)
-        return type(self)._op(
-            input,
-            self.weight,
-            self.bias,
-            self.stride,
-            self.padding,
-            self.dilation,
-            self.groups,
-            self.padding_mode,
-        )
+
+    def _apply_op(self, input: torch.Tensor) -> torch.Tensor:
+        """The functional op, called by a name that ``torch.fx.wrap`` records as one node."""
+        raise NotImplementedError
 
     def _repr_fields(self) -> list[str]:
         return []

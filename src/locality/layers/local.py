@@ -6,14 +6,19 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch import fx
 
-from locality import functional
-from locality._arguments import IntOrTuple, Padding, check_input, ntuple, output_size
+from locality._arguments import IntOrTuple, Padding, ntuple, output_size
+from locality.functional import locally_connected
 from locality.layers._base import _ConnectivityNd
+
+# Traced as one call (the op's checks need concrete tensors), so models of these layers trace.
+fx.wrap("locally_connected")
 
 
 class _LocallyConnectedNd(_ConnectivityNd):
-    _op = staticmethod(functional.locally_connected)
+    _kind = "locally_connected"
+    input_size: tuple[int, ...]
 
     def __init__(
         self,
@@ -33,22 +38,24 @@ class _LocallyConnectedNd(_ConnectivityNd):
     ) -> None:
         self.input_size = ntuple(input_size, self._d, "input_size", where=type(self).__name__)
         super().__init__(
-            in_channels,
-            out_channels,
-            kernel_size,
-            stride,
-            padding,
-            dilation,
-            groups,
-            bias,
-            shared_bias,
-            padding_mode,
-            device,
-            dtype,
+            in_channels=in_channels,
+            out_channels=out_channels,
+            kernel_size=kernel_size,
+            stride=stride,
+            padding=padding,
+            dilation=dilation,
+            groups=groups,
+            bias=bias,
+            shared_bias=shared_bias,
+            padding_mode=padding_mode,
+            device=device,
+            dtype=dtype,
         )
 
-    def _grid(self) -> tuple[int, ...]:
-        self.output_size = output_size(
+    @property
+    def output_size(self) -> tuple[int, ...]:
+        """Spatial size of the output, fixed by ``input_size``."""
+        return output_size(
             self.input_size,
             self.kernel_size,
             self.stride,
@@ -56,19 +63,36 @@ class _LocallyConnectedNd(_ConnectivityNd):
             self.dilation,
             where=type(self).__name__,
         )
+
+    def _bank_shape(self) -> tuple[int, ...]:
         return self.output_size
 
-    def forward(self, input: torch.Tensor) -> torch.Tensor:
-        where = type(self).__name__
-        batched, _ = check_input(input, self._d, self.in_channels, where)
-        if tuple(batched.shape[2:]) != self.input_size:
+    def _fixed_input_size(self) -> tuple[int, ...] | None:
+        return self.input_size
+
+    def _check_input(self, input: torch.Tensor) -> None:
+        super()._check_input(input)
+        spatial = tuple(input.shape[-self._d :])
+        if spatial != self.input_size:
+            where = type(self).__name__
             raise ValueError(
                 f"{where}: expected input of spatial size {self.input_size}, got "
-                f"{tuple(batched.shape[2:])} (input shape {tuple(input.shape)}); a locally "
+                f"{spatial} (input shape {tuple(input.shape)}); a locally "
                 f"connected layer has one kernel per output position, so its input size is "
                 f"fixed (use TiledConv{self._d}d or Conv{self._d}d for inputs of any size)"
             )
-        return super().forward(input)
+
+    def _apply_op(self, input: torch.Tensor) -> torch.Tensor:
+        return locally_connected(
+            input,
+            self.weight,
+            self.bias,
+            stride=self.stride,
+            padding=self.padding,
+            dilation=self.dilation,
+            groups=self.groups,
+            padding_mode=self.padding_mode,
+        )
 
     def _repr_fields(self) -> list[str]:
         return [f"input_size={self.input_size}"]

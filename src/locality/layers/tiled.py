@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
-from locality import functional
+import torch
+from torch import fx
+
 from locality._arguments import IntOrTuple, Padding, ntuple
+from locality.functional import tiled_conv
 from locality.layers._base import _ConnectivityNd
+
+# Traced as one call (the op's checks need concrete tensors), so models of these layers trace.
+fx.wrap("tiled_conv")
 
 
 class _TiledConvNd(_ConnectivityNd):
-    _op = staticmethod(functional.tiled_conv)
+    _kind = "tiled"
 
     def __init__(
         self,
@@ -28,22 +34,34 @@ class _TiledConvNd(_ConnectivityNd):
     ) -> None:
         self.tile_size = ntuple(tile_size, self._d, "tile_size", where=type(self).__name__)
         super().__init__(
-            in_channels,
-            out_channels,
-            kernel_size,
-            stride,
-            padding,
-            dilation,
-            groups,
-            bias,
-            shared_bias,
-            padding_mode,
-            device,
-            dtype,
+            in_channels=in_channels,
+            out_channels=out_channels,
+            kernel_size=kernel_size,
+            stride=stride,
+            padding=padding,
+            dilation=dilation,
+            groups=groups,
+            bias=bias,
+            shared_bias=shared_bias,
+            padding_mode=padding_mode,
+            device=device,
+            dtype=dtype,
         )
 
-    def _grid(self) -> tuple[int, ...]:
+    def _bank_shape(self) -> tuple[int, ...]:
         return self.tile_size
+
+    def _apply_op(self, input: torch.Tensor) -> torch.Tensor:
+        return tiled_conv(
+            input,
+            self.weight,
+            self.bias,
+            stride=self.stride,
+            padding=self.padding,
+            dilation=self.dilation,
+            groups=self.groups,
+            padding_mode=self.padding_mode,
+        )
 
     def _repr_fields(self) -> list[str]:
         return [f"tile_size={self.tile_size}"]
