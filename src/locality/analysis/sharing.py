@@ -18,71 +18,49 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 from torch import nn
 
-from locality._arguments import (
-    IntOrTuple,
-    Padding,
-    check_initialised,
-    ntuple,
-    output_size,
-    padding_amounts,
-)
-from locality.layers.local import _LocallyConnectedNd
-from locality.layers.tiled import _TiledConvNd
+from locality._arguments import IntOrTuple, check_initialised, ntuple
+from locality.connectivity import Connectivity, kernels_of
 
 __all__ = ["Spectrum", "interior_positions", "position_kernels", "weight_snr", "kernel_spectrum"]
-
-_CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 
 
 def position_kernels(layer: nn.Module, input_size: IntOrTuple | None = None) -> torch.Tensor:
     """The kernel each output position uses: ``(*output_size, C_out, C_in // groups, *kernel)``.
 
     Args:
-        layer: ``LocallyConnected1d/2d/3d`` (whose input size is fixed), or a ``TiledConv*d`` or
-            ``nn.Conv1d/2d/3d`` together with ``input_size``.
-        input_size: the spatial input size, for layers that do not fix it.
+        layer: any sliding layer of this library (read through its ``Connectivity``, so every
+            kind works) or an ``nn.Conv1d/2d/3d``.
+        input_size: the spatial input size, for layers that do not fix it (tiled, conv).
     """
-    where = "position_kernels"
-    if not isinstance(layer, (_LocallyConnectedNd, _TiledConvNd, *_CONVS)):
+    connectivity, size = _geometry(layer, input_size, "position_kernels")
+    return kernels_of(layer, connectivity.output_size(size)).detach()
+
+
+def _geometry(
+    layer: nn.Module, input_size: IntOrTuple | None, where: str
+) -> tuple[Connectivity, tuple[int, ...]]:
+    """The layer's connectivity and the input size it works on (its own, or ``input_size``)."""
+    try:
+        connectivity: Connectivity | None = Connectivity.of(layer)
+    except TypeError:
+        connectivity = None
+    if connectivity is None or connectivity.d == 0 or connectivity.kind.endswith("_transpose"):
         raise TypeError(
-            f"{where}: layer must be a LocallyConnected*d, TiledConv*d or Conv*d, got "
+            f"{where}: layer must be a sliding layer of locality or an nn.Conv1d/2d/3d, got "
             f"{type(layer).__name__}"
         )
     check_initialised(layer, "layer", where)
-    weight = layer.weight.detach()
-    if isinstance(layer, _LocallyConnectedNd):
-        return weight
-    kernel_size, stride, padding, dilation = _sliding(layer)
-    d = len(kernel_size)
+    if connectivity.input_size is not None:
+        return connectivity, connectivity.input_size
     if input_size is None:
-        raise ValueError(f"{where}: a {type(layer).__name__} needs input_size, got None")
-    size = ntuple(input_size, d, "input_size", where=where)
-    pads = padding_amounts(padding, kernel_size, stride, dilation, where)
-    out = output_size(size, kernel_size, stride, pads, dilation, where=where)
-    if isinstance(layer, _CONVS):
-        return weight.expand(*out, *weight.shape)
-    index = tuple(
-        (torch.arange(n, device=weight.device) % t).view(*(1,) * i, n, *(1,) * (d - i - 1))
-        for i, (n, t) in enumerate(zip(out, weight.shape[:d], strict=True))
-    )
-    return weight[index]
-
-
-def _sliding(layer: nn.Module) -> tuple[tuple[int, ...], tuple[int, ...], Padding, tuple[int, ...]]:
-    """``(kernel_size, stride, padding, dilation)`` of a Conv*d or a layer of this library."""
-    sliding: Any = layer  # torch types a Module's attributes as Tensor | Module
-    padding = sliding.padding
-    return (
-        tuple(sliding.kernel_size),
-        tuple(sliding.stride),
-        padding if isinstance(padding, str) else tuple(padding),
-        tuple(sliding.dilation),
-    )
+        raise ValueError(
+            f"{where}: a {type(layer).__name__} works on any input size; give input_size"
+        )
+    return connectivity, ntuple(input_size, connectivity.d, "input_size", where=where)
 
 
 def interior_positions(layer: nn.Module, input_size: IntOrTuple | None = None) -> torch.Tensor:
@@ -91,24 +69,14 @@ def interior_positions(layer: nn.Module, input_size: IntOrTuple | None = None) -
     Position ``p`` reads inputs ``p * stride - before + j * dilation`` for ``j < kernel_size``;
     it is interior when all of them lie in ``[0, input_size)`` in every dimension.
     """
-    where = "interior_positions"
-    kernels = position_kernels(layer, input_size)
-    kernel_size, stride, padding, dilation = _sliding(layer)
-    d = len(kernel_size)
-    fixed = getattr(layer, "input_size", None) if isinstance(layer, _LocallyConnectedNd) else None
-    size = ntuple(fixed or input_size, d, "input_size", where=where)  # type: ignore[arg-type]
-    pads = padding_amounts(padding, kernel_size, stride, dilation, where)
-    masks = []
-    for i in range(d):
-        p = torch.arange(kernels.shape[i], device=kernels.device)
-        first = p * stride[i] - pads[i][0]
-        last = first + dilation[i] * (kernel_size[i] - 1)
-        inside = (first >= 0) & (last < size[i])
-        masks.append(inside.view(*(1,) * i, -1, *(1,) * (d - i - 1)))
-    mask = masks[0]
-    for m in masks[1:]:
-        mask = mask & m
-    return mask.expand(kernels.shape[:d])
+    c, size = _geometry(layer, input_size, "interior_positions")
+    out = c.output_size(size)
+    mask = torch.ones((), dtype=torch.bool)
+    for i in range(c.d):
+        first = torch.arange(out[i]) * c.stride[i] - c.padding[i][0]
+        last = first + c.dilation[i] * (c.kernel_size[i] - 1)
+        mask = mask.unsqueeze(-1) & ((first >= 0) & (last < size[i]))
+    return mask
 
 
 def weight_snr(layer: nn.Module, input_size: IntOrTuple | None = None) -> float:
@@ -186,6 +154,6 @@ def kernel_spectrum(layer: nn.Module, input_size: IntOrTuple | None = None) -> S
     every position). Computed in float64 with ``torch.linalg.svdvals``.
     """
     kernels = position_kernels(layer, input_size)
-    d = len(_sliding(layer)[0])
-    matrix = kernels.double().reshape(math.prod(kernels.shape[:d]), -1)
+    positions = interior_positions(layer, input_size).numel()
+    matrix = kernels.double().reshape(positions, -1)
     return Spectrum(torch.linalg.svdvals(matrix), matrix.shape[0], matrix.shape[1])
