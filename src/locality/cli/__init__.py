@@ -14,7 +14,15 @@ import sys
 from collections.abc import Sequence
 
 # Order is the order shown by ``locality --help``.
-SUBCOMMANDS: tuple[str, ...] = ("tour", "compare", "summary", "draw", "train", "experiment")
+SUBCOMMANDS: tuple[str, ...] = (
+    "tour",
+    "compare",
+    "summary",
+    "draw",
+    "train",
+    "experiment",
+    "localize",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
