@@ -6,6 +6,7 @@ import argparse
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 from locality.cli.shapes import shape
 from locality.cli.summary import _keywords, load
@@ -93,7 +94,7 @@ def _check_output(path: Path, force: bool) -> None:
         raise ValueError(f"--out {str(path)!r}: folder {str(parent)!r} is not writable")
 
 
-def _kind_arguments(args: argparse.Namespace) -> dict[str, object]:
+def _kind_arguments(args: argparse.Namespace) -> dict[str, Any]:
     given = {"tile_size": args.tile_size, "regions": args.regions, "rank": args.rank}
     wanted = {"tiled": "tile_size", "region": "regions", "lowrank": "rank"}.get(args.to)
     for name, value in given.items():
@@ -102,7 +103,7 @@ def _kind_arguments(args: argparse.Namespace) -> dict[str, object]:
             raise ValueError(f"{flag} is not an argument of --to {args.to}")
         if name == wanted and value is None:
             raise ValueError(f"--to {args.to} needs {flag}")
-    kind_args: dict[str, object] = {wanted: given[wanted]} if wanted else {}
+    kind_args: dict[str, Any] = {wanted: given[wanted]} if wanted else {}
     if args.untie_bias:
         kind_args["shared_bias"] = False
     return kind_args
