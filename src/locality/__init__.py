@@ -5,6 +5,7 @@ this package provides the two that torch.nn lacks and exact moves between all fo
 """
 
 from locality import functional
+from locality._arguments import same_padding
 from locality.connectivity import Connectivity
 from locality.convert import (
     conv1x1_to_linear,
@@ -29,9 +30,24 @@ from locality.layers import (
     LocallyConnected1d,
     LocallyConnected2d,
     LocallyConnected3d,
+    LocallyConnectedTranspose1d,
+    LocallyConnectedTranspose2d,
+    LocallyConnectedTranspose3d,
+    LowRankLocallyConnected1d,
+    LowRankLocallyConnected2d,
+    LowRankLocallyConnected3d,
+    MappedConv1d,
+    MappedConv2d,
+    MappedConv3d,
+    RegionConv1d,
+    RegionConv2d,
+    RegionConv3d,
     TiledConv1d,
     TiledConv2d,
     TiledConv3d,
+    TiledConvTranspose1d,
+    TiledConvTranspose2d,
+    TiledConvTranspose3d,
 )
 
 __version__ = "0.1.0"
@@ -61,5 +77,21 @@ __all__ = [
     "sliding_window",
     "shift_and_stitch",
     "window_boxes",
+    "same_padding",
     "Connectivity",
+    "RegionConv1d",
+    "RegionConv2d",
+    "RegionConv3d",
+    "MappedConv1d",
+    "MappedConv2d",
+    "MappedConv3d",
+    "LowRankLocallyConnected1d",
+    "LowRankLocallyConnected2d",
+    "LowRankLocallyConnected3d",
+    "LocallyConnectedTranspose1d",
+    "LocallyConnectedTranspose2d",
+    "LocallyConnectedTranspose3d",
+    "TiledConvTranspose1d",
+    "TiledConvTranspose2d",
+    "TiledConvTranspose3d",
 ]

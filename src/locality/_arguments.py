@@ -13,7 +13,7 @@ import torch
 from torch.nn.modules.lazy import LazyModuleMixin
 
 IntOrTuple = int | Sequence[int]
-Padding = str | int | Sequence[int]
+Padding = str | int | Sequence[int | Sequence[int]]
 
 PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
 
@@ -120,8 +120,13 @@ def padding_amounts(
 ) -> tuple[tuple[int, int], ...]:
     """(before, after) padding per spatial dimension, from an int, a tuple, "valid" or "same".
 
+    A tuple holds one entry per spatial dimension, each an int (the same amount before and
+    after) or a ``(before, after)`` pair, as ``jax.lax.conv_general_dilated`` and Keras'
+    ``ZeroPadding`` take them: ``((1, 2),)`` in 1-D, ``(1, (0, 2))`` in 2-D.
+
     "same" keeps the spatial size at stride 1 and, as ``torch.nn.Conv*d`` does, puts the odd
-    extra element after (on the right/bottom).
+    extra element after (on the right/bottom). For "SAME" at any stride (TF/JAX), see
+    :func:`same_padding`.
     """
     prefix = f"{where}: " if where else ""
     d = len(kernel_size)
@@ -132,15 +137,89 @@ def padding_amounts(
             if any(s != 1 for s in stride):
                 raise ValueError(
                     f"{prefix}padding='same' is only supported with stride 1 (as in "
-                    f"torch.nn.Conv{d}d), got stride={stride}"
+                    f"torch.nn.Conv{d}d), got stride={stride}; for TF/JAX 'SAME' at any stride "
+                    f"pass padding=locality.same_padding(input_size, kernel_size, stride)"
                 )
             totals = [dl * (k - 1) for k, dl in zip(kernel_size, dilation, strict=True)]
             return tuple((t // 2, t - t // 2) for t in totals)
         raise ValueError(
             f"{prefix}padding must be 'valid', 'same', an int or a tuple, got {padding!r}"
         )
-    values = ntuple(padding, d, "padding", minimum=0, where=where)
+    if isinstance(padding, Sequence) and any(
+        isinstance(p, Sequence) and not isinstance(p, str) for p in padding
+    ):
+        if len(padding) != d:
+            raise ValueError(
+                f"{prefix}padding must hold {d} entries (an int or a (before, after) pair per "
+                f"spatial dimension), got {len(padding)} in {padding!r}"
+            )
+        pairs = []
+        for entry in padding:
+            if isinstance(entry, Sequence) and not isinstance(entry, str):
+                lo, hi = ntuple(entry, 2, "padding (before, after) pair", minimum=0, where=where)
+                pairs.append((lo, hi))
+            else:
+                (p,) = ntuple((entry,), 1, "padding", minimum=0, where=where)  # type: ignore[arg-type]
+                pairs.append((p, p))
+        return tuple(pairs)
+    values = ntuple(padding, d, "padding", minimum=0, where=where)  # type: ignore[arg-type]
     return tuple((p, p) for p in values)
+
+
+def padding_argument(
+    padding: Padding, pads: Sequence[tuple[int, int]]
+) -> str | tuple[int, ...] | tuple[tuple[int, int], ...]:
+    """The ``padding`` a layer keeps: the string as given, ints when every dimension is
+    symmetric (as ``torch.nn.Conv*d`` keeps them), else the ``(before, after)`` pairs."""
+    if isinstance(padding, str):
+        return padding
+    if all(lo == hi for lo, hi in pads):
+        return tuple(lo for lo, _ in pads)
+    return tuple(pads)
+
+
+def same_padding(
+    input_size: IntOrTuple,
+    kernel_size: IntOrTuple,
+    stride: IntOrTuple = 1,
+    dilation: IntOrTuple = 1,
+) -> tuple[tuple[int, int], ...]:
+    """``(before, after)`` padding per dimension of the TF/JAX ``"SAME"`` convention.
+
+    The output has ``ceil(input_size / stride)`` positions at any stride; the total padding
+    ``max((out - 1) * stride + dilation * (kernel_size - 1) + 1 - input_size, 0)`` is split with
+    the smaller half before, as ``tf.nn.conv2d`` and ``jax.lax.padtype_to_pads`` split it. At
+    stride 1 this is ``padding="same"``. Pass the result as any layer's or op's ``padding``.
+
+    Args:
+        input_size: spatial size of the input (int or tuple; its length sets the dimensions,
+            ints are broadcast to it).
+        kernel_size: kernel size (int or tuple).
+        stride: stride (int or tuple).
+        dilation: dilation (int or tuple).
+
+    Returns:
+        One ``(before, after)`` pair per spatial dimension.
+
+    Example::
+
+        >>> same_padding((7, 8), kernel_size=4, stride=2)
+        ((1, 2), (1, 1))
+    """
+    where = "same_padding"
+    given = (input_size, kernel_size, stride, dilation)
+    lengths = [len(v) for v in given if isinstance(v, Sequence) and not isinstance(v, str)]
+    d = lengths[0] if lengths else 1
+    size = ntuple(input_size, d, "input_size", where=where)
+    kernel = ntuple(kernel_size, d, "kernel_size", where=where)
+    strides = ntuple(stride, d, "stride", where=where)
+    dilations = ntuple(dilation, d, "dilation", where=where)
+    pairs = []
+    for n, k, s, dl in zip(size, kernel, strides, dilations, strict=True):
+        out = -(-n // s)
+        total = max((out - 1) * s + dl * (k - 1) + 1 - n, 0)
+        pairs.append((total // 2, total - total // 2))
+    return tuple(pairs)
 
 
 def output_size(

@@ -17,7 +17,8 @@ about that except the numbers in the bank:
   ``bank.flatten(0, len(bank_shape) - 1)`` numbers the kernels);
   ``mixing(output_size)`` is the ``(positions, num_kernels)`` matrix, one-hot rows for a hard map;
 - the bias: whether there is one and whether it is one per channel (``shared_bias``) or one per
-  channel and kernel (shape ``(*bank_shape, out_channels)``).
+  channel and kernel (shape ``(*bank_shape, out_channels)``); ``bias_shape`` gives its shape
+  where that rule does not (a low-rank layer's bias is per output position).
 
 The kinds (``KINDS``, one vocabulary for the API, the CLI, JSON results, tables and pictures):
 
@@ -57,7 +58,7 @@ import torch
 from torch import nn
 
 from locality._arguments import check_initialised, check_shape, padding_amounts
-from locality.geometry import Sliding
+from locality.geometry import Sliding, pool_sliding
 
 __all__ = [
     "KINDS",
@@ -68,6 +69,7 @@ __all__ = [
     "Soft",
     "bank_of",
     "kernels_of",
+    "sliding_of",
 ]
 
 KINDS = (
@@ -197,6 +199,9 @@ class Connectivity:
     input_size: tuple[int, ...] | None = None
     bias: bool = True
     shared_bias: bool = True
+    # The bias tensor's shape where the rule above does not give it: one per output position
+    # (low-rank: (*output_size, out_channels)), or a transposed layer's own output channels.
+    bias_shape: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -302,7 +307,9 @@ class Connectivity:
         """Learned numbers: the bank, the biases and any the map holds."""
         weights = self.num_kernels * self.out_channels * self.fan_in
         biases = 0
-        if self.bias:
+        if self.bias and self.bias_shape is not None:
+            biases = math.prod(self.bias_shape)
+        elif self.bias:
             biases = self.out_channels if self.shared_bias else self.num_kernels * self.out_channels
         return weights + biases + self.map.extra_parameters()
 
@@ -389,3 +396,20 @@ def kernels_of(module: nn.Module, output_size: Sequence[int] | None = None) -> t
         assert isinstance(result, torch.Tensor)
         return result
     return Connectivity.of(module).per_position(bank_of(module), output_size)
+
+
+def sliding_of(module: nn.Module, d: int) -> Sliding | None:
+    """The sliding geometry of ``module`` on a ``d``-D input, or ``None`` when it has none.
+
+    A layer ``Connectivity.of`` reads (with ``d`` spatial dimensions, not transposed) or a
+    ``torch.nn`` max or average pooling. The one lookup the receptive fields and
+    ``fully_convolutional`` use.
+    """
+    if isinstance(module, (nn.Conv1d, nn.Conv2d, nn.Conv3d)) or isinstance(
+        getattr(type(module), "connectivity", None), property
+    ):
+        connectivity = Connectivity.of(module)
+        if connectivity.d == d and not connectivity.kind.endswith("_transpose"):
+            return connectivity.sliding
+        return None
+    return pool_sliding(module, d)

@@ -1,29 +1,25 @@
-"""Every connectivity layer as one thing: a bank of kernels plus the arguments of the sliding.
+"""Every connectivity layer as one thing: its ``Connectivity`` plus the numbers in its bank.
 
-``torch.nn.Conv*d``, ``TiledConv2d`` and ``LocallyConnected2d``
-differ only in the grid of their bank (``(1,)*d``, ``tile_size``, output size). Reading any of them
-into a ``Bank`` and building any of them from one is all the exact conversions need.
+``torch.nn.Conv*d``, ``TiledConv*d`` and ``LocallyConnected*d`` differ only in their
+connectivity's bank shape (``(1,)*d``, ``tile_size``, output size). Reading any of them into a
+``Bank`` and building any of them from one is all the exact conversions need; which kernel each
+position uses comes from ``Connectivity.per_position``, the one copy of the map.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
 from torch import nn
 
-from locality._arguments import Padding, check_initialised, padding_amounts
+from locality._arguments import Padding, check_initialised
 from locality._memory import check_allocation
-from locality.layers._base import _ConnectivityNd
-from locality.layers.local import (
-    LocallyConnected1d,
-    LocallyConnected2d,
-    LocallyConnected3d,
-    _LocallyConnectedNd,
-)
-from locality.layers.tiled import TiledConv1d, TiledConv2d, TiledConv3d, _TiledConvNd
+from locality.connectivity import Connectivity, bank_of
+from locality.layers.local import LocallyConnected1d, LocallyConnected2d, LocallyConnected3d
+from locality.layers.tiled import TiledConv1d, TiledConv2d, TiledConv3d
 
 # Typed as callables: torch types Conv1d's kernel_size as a 1-tuple, Conv2d's as a 2-tuple, ...
 CONV: dict[int, Callable[..., nn.modules.conv._ConvNd]] = {
@@ -33,6 +29,13 @@ CONV: dict[int, Callable[..., nn.modules.conv._ConvNd]] = {
 }
 TILED = {1: TiledConv1d, 2: TiledConv2d, 3: TiledConv3d}
 LOCAL = {1: LocallyConnected1d, 2: LocallyConnected2d, 3: LocallyConnected3d}
+# The kinds a bank can be built as, and what to call them in messages.
+LAYERS: dict[str, tuple[dict[int, Callable[..., nn.Module]], str]] = {
+    "conv": (CONV, "Conv1d/2d/3d"),
+    "tiled": (TILED, "TiledConv1d/2d/3d"),
+    "locally_connected": (LOCAL, "LocallyConnected1d/2d/3d"),
+}
+BANK_KINDS = tuple(LAYERS)
 
 
 @dataclass(frozen=True)
@@ -40,105 +43,107 @@ class Bank:
     """A connectivity layer read as a kernel bank.
 
     Attributes:
-        kind: ``"conv"``, ``"tiled"`` or ``"local"``.
-        weight: ``(*grid, C_out, C_in // groups, *kernel_size)``; output position ``i`` uses
-            ``weight[i mod grid]``.
+        connectivity: the layer's ``Connectivity`` (kind, geometry, bank shape, map).
+        weight: ``(*grid, C_out, C_in // groups, *kernel_size)``, the kernels of the positions
+            of ``grid`` (the layer's own bank when read).
         bias: ``(*grid, C_out)`` (a shared bias is expanded), or ``None``.
         shared_bias: whether the source bias was one value per channel.
-        input_size: the fixed input size of a locally connected layer, else ``None``.
+        padding: the layer's ``padding`` argument, to build layers with the same one.
     """
 
-    kind: str
+    connectivity: Connectivity
     weight: torch.Tensor
     bias: torch.Tensor | None
     shared_bias: bool
-    in_channels: int
-    out_channels: int
-    kernel_size: tuple[int, ...]
-    stride: tuple[int, ...]
     padding: Padding
-    dilation: tuple[int, ...]
-    groups: int
-    padding_mode: str
-    input_size: tuple[int, ...] | None = None
+
+    @property
+    def kind(self) -> str:
+        return self.connectivity.kind
 
     @property
     def d(self) -> int:
-        return len(self.kernel_size)
+        return self.connectivity.d
 
     @property
     def grid(self) -> tuple[int, ...]:
         return tuple(self.weight.shape[: self.d])
 
+    @property
+    def in_channels(self) -> int:
+        return self.connectivity.in_channels
+
+    @property
+    def out_channels(self) -> int:
+        return self.connectivity.out_channels
+
+    @property
+    def kernel_size(self) -> tuple[int, ...]:
+        return self.connectivity.kernel_size
+
+    @property
+    def stride(self) -> tuple[int, ...]:
+        return self.connectivity.stride
+
+    @property
+    def dilation(self) -> tuple[int, ...]:
+        return self.connectivity.dilation
+
+    @property
+    def groups(self) -> int:
+        return self.connectivity.groups
+
+    @property
+    def padding_mode(self) -> str:
+        return self.connectivity.padding_mode
+
+    @property
+    def input_size(self) -> tuple[int, ...] | None:
+        return self.connectivity.input_size
+
     def pads(self) -> tuple[tuple[int, int], ...]:
         """(before, after) padding per spatial dimension."""
-        return padding_amounts(self.padding, self.kernel_size, self.stride, self.dilation)
+        return self.connectivity.padding
 
     def regrid(self, grid: tuple[int, ...], where: str) -> Bank:
-        """The bank on a new grid, ``new[r] = old[r mod old_grid]`` (bias likewise).
+        """The kernels (and biases) the layer uses at the positions of a ``grid``-shaped output.
 
         A grid too large for memory is refused (naming ``where``) before anything is allocated.
         """
         shape = (*grid, *self.weight.shape[self.d :])
         check_allocation(shape, self.weight.dtype, self.weight.device, where)
-        index = _mod_index(grid, self.grid, self.weight.device)
-        bias = None if self.bias is None else self.bias[index]
-        return replace(self, weight=self.weight[index], bias=bias)
+        map_ = self.connectivity
+        weight = map_.per_position(self.weight, grid)
+        bias = None if self.bias is None else map_.per_position(self.bias, grid)
+        return replace(self, weight=weight, bias=bias)
 
 
-def _mod_index(grid, old_grid, device) -> tuple[torch.Tensor, ...]:
-    """Broadcasting index tensors that pick ``old[r mod old_grid]`` for every ``r`` in ``grid``."""
-    d = len(grid)
-    return tuple(
-        (torch.arange(n, device=device) % m).view(*(1,) * i, n, *(1,) * (d - i - 1))
-        for i, (n, m) in enumerate(zip(grid, old_grid, strict=True))
-    )
-
-
-def read_bank(
-    layer: nn.Module, where: str, kinds: tuple[str, ...] = ("conv", "tiled", "local")
-) -> Bank:
-    """Read ``layer`` (Conv*d, TiledConv*d or LocallyConnected*d) as a ``Bank``."""
-    kind = ""
-    if isinstance(layer, (nn.Conv1d, nn.Conv2d, nn.Conv3d)):
-        kind = "conv"
-    elif isinstance(layer, _TiledConvNd):
-        kind = "tiled"
-    elif isinstance(layer, _LocallyConnectedNd):
-        kind = "local"
-    if kind not in kinds or not isinstance(layer, (nn.modules.conv._ConvNd, _ConnectivityNd)):
-        names = {
-            "conv": "Conv1d/2d/3d",
-            "tiled": "TiledConv1d/2d/3d",
-            "local": "LocallyConnected1d/2d/3d",
-        }
-        raise TypeError(
-            f"{where}: layer must be one of {', '.join(names[k] for k in kinds)}, got "
-            f"{type(layer).__name__}"
-        )
+def read_bank(layer: nn.Module, where: str, kinds: Sequence[str] = BANK_KINDS) -> Bank:
+    """Read ``layer`` (of one of ``kinds``: Conv*d, TiledConv*d, LocallyConnected*d) as a Bank."""
+    names = ", ".join(LAYERS[k][1] if k in LAYERS else k for k in kinds)
+    refusal = TypeError(f"{where}: layer must be one of {names}, got {type(layer).__name__}")
+    if not isinstance(layer, nn.Module):
+        raise refusal
     check_initialised(layer, "layer", where)
-    d = len(layer.kernel_size)
-    weight = layer.weight.detach()
-    bias = None if layer.bias is None else layer.bias.detach()
-    if kind == "conv":
-        weight = weight.reshape(*(1,) * d, *weight.shape)
+    try:
+        connectivity = Connectivity.of(layer)
+    except TypeError:
+        raise refusal from None
+    if connectivity.kind not in kinds or connectivity.d == 0:
+        raise refusal
+    weight = bank_of(layer).detach()
+    bias = getattr(layer, "bias", None)
+    bias = None if bias is None else bias.detach()
     shared = bias is not None and bias.dim() == 1
     if bias is not None and shared:
-        bias = bias.expand(*weight.shape[: d + 1])
+        bias = bias.expand(*connectivity.bank_shape, connectivity.out_channels)
+    padding = getattr(layer, "padding", connectivity.padding)
     return Bank(
-        kind=kind,
+        connectivity=connectivity,
         weight=weight,
         bias=bias,
         shared_bias=shared,
-        in_channels=layer.in_channels,
-        out_channels=layer.out_channels,
-        kernel_size=tuple(layer.kernel_size),
-        stride=tuple(layer.stride),
-        padding=layer.padding if isinstance(layer.padding, str) else tuple(layer.padding),
-        dilation=tuple(layer.dilation),
-        groups=layer.groups,
-        padding_mode=layer.padding_mode,
-        input_size=getattr(layer, "input_size", None) if kind == "local" else None,
+        padding=padding if isinstance(padding, str) else tuple(padding),
     )
 
 
@@ -161,18 +166,19 @@ def build(
         device=bank.weight.device,
         dtype=bank.weight.dtype,
     )
-    args = (bank.in_channels, bank.out_channels, bank.kernel_size)
+    common.update(
+        in_channels=bank.in_channels, out_channels=bank.out_channels, kernel_size=bank.kernel_size
+    )
+    weight = bank.weight
     if kind == "conv":
-        layer: nn.modules.conv._ConvNd | _ConnectivityNd = CONV[d](*args, **common)
         weight = bank.weight.reshape(bank.weight.shape[d:])
     elif kind == "tiled":
-        layer = TILED[d](*args, bank.grid, shared_bias=shared_bias, **common)
-        weight = bank.weight
+        common.update(tile_size=bank.grid, shared_bias=shared_bias)
+    elif input_size is not None:
+        common.update(input_size=input_size, shared_bias=shared_bias)
     else:
-        if input_size is None:
-            raise ValueError("build: a locally connected layer needs input_size")
-        layer = LOCAL[d](*args, input_size, shared_bias=shared_bias, **common)
-        weight = bank.weight
+        raise ValueError("build: a locally connected layer needs input_size")
+    layer = LAYERS[kind][0][d](**common)
     with torch.no_grad():
         layer.weight.copy_(weight)
         if bank.bias is not None and layer.bias is not None:

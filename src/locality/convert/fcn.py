@@ -20,9 +20,9 @@ from torch import fx, nn
 from torch.fx.passes.shape_prop import ShapeProp
 
 from locality._arguments import check_shape
-from locality.convert.geometry import Geometry, layer_geometry
+from locality.connectivity import Connectivity, Periodic, sliding_of
 from locality.convert.lattice import linear_to_conv, linear_to_conv1x1
-from locality.layers.local import _LocallyConnectedNd
+from locality.geometry import Geometry
 
 __all__ = ["fully_convolutional"]
 
@@ -163,17 +163,28 @@ def fully_convolutional(model: nn.Module, input_shape: Sequence[int]) -> fx.Grap
     gm.recompile()
     gm.delete_all_unused_submodules()
     _propagate(gm, example)
+    periods: list[tuple[int, ...]] = []
+    geometry = _fold_tile_periods(gm, _geometry(gm, d, periods), periods)
     # nn.Module.__setattr__ is typed for tensors and modules only.
-    gm.geometry = _geometry(gm, d)  # type: ignore[assignment]
+    gm.geometry = geometry  # type: ignore[assignment]
     gm.input_shape = shape  # type: ignore[assignment]
     return gm
+
+
+class _Tracer(fx.Tracer):
+    """Keeps every connectivity layer one ``call_module`` node, so its geometry can be read."""
+
+    def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
+        is_layer = isinstance(getattr(type(m), "connectivity", None), property)
+        return is_layer or super().is_leaf_module(m, module_qualified_name)
 
 
 def _trace(model: nn.Module) -> fx.GraphModule:
     if not isinstance(model, nn.Module):
         raise TypeError(f"{WHERE}: model must be a torch.nn.Module, got {type(model).__name__}")
     try:
-        return fx.symbolic_trace(copy.deepcopy(model))
+        root = copy.deepcopy(model)
+        return fx.GraphModule(root, _Tracer().trace(root), type(model).__name__)
     except Exception as error:
         raise ValueError(
             f"{WHERE}: torch.fx could not trace {type(model).__name__} ({error}); models with "
@@ -481,10 +492,12 @@ def _dtype(module: nn.Module):
 def _remove_identity_pools(gm: fx.GraphModule) -> None:
     """Drop adaptive poolings that do nothing at the training size; refuse the others."""
     for node in list(gm.graph.nodes):
-        if node.op == "call_module" and isinstance(_module(gm, node), _LocallyConnectedNd):
+        fixed = _fixed_connectivity(gm, node)
+        if fixed is not None:
             raise ValueError(
-                f"{WHERE}: {_describe(gm, node)} is locally connected: its input size is fixed, so "
-                f"the network cannot take larger inputs (project() it to a convolution first)"
+                f"{WHERE}: {_describe(gm, node)} is {fixed.kind.replace('_', ' ')}: its input size "
+                f"is fixed, so the network cannot take larger inputs (project() it to a "
+                f"convolution first)"
             )
         if not _is_adaptive(gm, node):
             continue
@@ -499,8 +512,70 @@ def _remove_identity_pools(gm: fx.GraphModule) -> None:
         gm.graph.erase_node(node)
 
 
-def _geometry(gm: fx.GraphModule, d: int) -> Geometry:
-    """Compose the sliding layers from the input to the output along the graph."""
+def _fixed_connectivity(gm: fx.GraphModule, node: fx.Node) -> Connectivity | None:
+    """The connectivity of a layer node whose input size is fixed (locally connected), else None."""
+    if node.op != "call_module":
+        return None
+    module = _module(gm, node)
+    if not isinstance(getattr(type(module), "connectivity", None), property):
+        return None
+    connectivity = Connectivity.of(module)
+    return connectivity if connectivity.input_size is not None else None
+
+
+def _tile_period(gm: fx.GraphModule, node: fx.Node, after: Geometry) -> tuple[int, ...] | None:
+    """Input positions between score-map cells whose windows see this layer's kernel map as the
+    training window does: the layer's output stride times its tile (None for one kernel)."""
+    module = _module(gm, node)
+    if not isinstance(getattr(type(module), "connectivity", None), property):
+        return None
+    connectivity = Connectivity.of(module)
+    if connectivity.num_kernels == 1:
+        return None
+    if not isinstance(connectivity.map, Periodic):
+        raise ValueError(
+            f"{WHERE}: {_describe(gm, node)} ({connectivity.kind}) uses different kernels at "
+            f"different positions without a period, so the network has no exact score map"
+        )
+    return tuple(j * t for j, t in zip(after.stride, connectivity.bank_shape, strict=True))
+
+
+def _fold_tile_periods(
+    gm: fx.GraphModule, geometry: Geometry, periods: list[tuple[int, ...]]
+) -> Geometry:
+    """Keep only the cells whose windows every tiled layer's kernel map lines up with.
+
+    A tiled layer's kernel at a position depends on the position mod its tile: the score map
+    equals the classifier on a window only where the window starts at a multiple of that period,
+    so the cell stride becomes the lcm of the network's stride and every tiled layer's period.
+    """
+    cell = geometry.stride
+    for period in periods:
+        cell = tuple(math.lcm(c, p) for c, p in zip(cell, period, strict=True))
+    step = tuple(c // s for c, s in zip(cell, geometry.stride, strict=True))
+    if all(s == 1 for s in step):
+        return geometry
+    output = next(node for node in gm.graph.nodes if node.op == "output")
+    scores = output.args[0]
+    if not isinstance(scores, fx.Node):
+        raise ValueError(
+            f"{WHERE}: the model returns {type(scores).__name__}, not one score tensor, so the "
+            f"score map cannot be subsampled to its tiled layers' period {cell}"
+        )
+    index = (slice(None), slice(None), *(slice(None, None, s) for s in step))
+    with gm.graph.inserting_before(output):
+        kept = gm.graph.call_function(operator.getitem, (scores, index))
+    output.args = (kept,)
+    gm.graph.lint()
+    gm.recompile()
+    return Geometry(cell, geometry.receptive_field, geometry.offset)
+
+
+def _geometry(gm: fx.GraphModule, d: int, periods: list[tuple[int, ...]] | None = None) -> Geometry:
+    """Compose the sliding layers from the input to the output along the graph.
+
+    ``periods`` collects the tile period of every tiled layer (see ``_tile_period``).
+    """
     geometry: dict[fx.Node, Geometry] = {}
     for node in gm.graph.nodes:
         if node.op == "placeholder":
@@ -518,9 +593,12 @@ def _geometry(gm: fx.GraphModule, d: int) -> Geometry:
                 g = g.union(geometry[other])
         except ValueError as error:
             raise ValueError(f"{WHERE}: {_describe(gm, node)} joins {error}") from error
-        sliding = layer_geometry(_module(gm, node), d) if node.op == "call_module" else None
+        sliding = sliding_of(_module(gm, node), d) if node.op == "call_module" else None
         if sliding is not None:
-            g = g.then(*sliding)
+            g = g.after(sliding)
+            period = _tile_period(gm, node, g)
+            if period is not None and periods is not None:
+                periods.append(period)
         elif _dims(node)[2:] != _dims(current)[2:]:
             raise ValueError(
                 f"{WHERE}: {_describe(gm, node)} changes the spatial size {_dims(current)[2:]} -> "

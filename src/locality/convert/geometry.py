@@ -1,90 +1,21 @@
-"""Where a score-map cell looks: output stride, receptive field and offset of a network.
+"""Where each score-map cell looks: the input box of every cell, from the network's ``Geometry``.
 
-Composed layer by layer (Araujo et al., "Computing receptive fields of convolutional neural
-networks", Distill 2019): a layer with kernel ``k``, stride ``s``, dilation ``r`` and leading
-padding ``p`` after a network of jump ``J``, field ``F`` and start ``S`` gives
-``J' = J s``, ``F' = F + (k - 1) r J`` and ``S' = S - p J``.
+``Geometry`` (output stride, receptive field, offset) is composed layer by layer in
+``locality.geometry``, the one copy of that formula; it is re-exported here.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import NamedTuple
 
 import torch
-from torch import nn
 
-from locality._arguments import check_shape, ntuple, padding_amounts
+from locality._arguments import check_shape
 from locality._memory import check_allocation
-from locality.layers.local import _LocallyConnectedNd
-from locality.layers.tiled import _TiledConvNd
+from locality.geometry import Geometry
 
-__all__ = ["Geometry", "WindowBoxes", "window_boxes", "layer_geometry"]
-
-
-@dataclass(frozen=True)
-class Geometry:
-    """Per spatial dimension: output ``stride``, ``receptive_field`` and ``offset``.
-
-    Cell ``i`` of the output sees input coordinates ``[offset + i*stride, offset + i*stride +
-    receptive_field)``; ``offset`` is negative when padding reaches outside the input.
-    """
-
-    stride: tuple[int, ...]
-    receptive_field: tuple[int, ...]
-    offset: tuple[int, ...]
-
-    @classmethod
-    def identity(cls, d: int) -> Geometry:
-        return cls((1,) * d, (1,) * d, (0,) * d)
-
-    def then(self, kernel_size, stride, dilation, leading_padding) -> Geometry:
-        """The geometry after one more sliding layer."""
-        return Geometry(
-            tuple(j * s for j, s in zip(self.stride, stride, strict=True)),
-            tuple(
-                f + (k - 1) * r * j
-                for f, k, r, j in zip(
-                    self.receptive_field, kernel_size, dilation, self.stride, strict=True
-                )
-            ),
-            tuple(
-                o - p * j for o, p, j in zip(self.offset, leading_padding, self.stride, strict=True)
-            ),
-        )
-
-    def union(self, other: Geometry) -> Geometry:
-        """Geometry of a value computed from two branches (e.g. a residual sum): the joint field."""
-        if self.stride != other.stride:
-            raise ValueError(f"branches with different strides {self.stride} and {other.stride}")
-        start = tuple(min(a, b) for a, b in zip(self.offset, other.offset, strict=True))
-        stop = tuple(
-            max(a + f, b + g)
-            for a, f, b, g in zip(
-                self.offset, self.receptive_field, other.offset, other.receptive_field, strict=True
-            )
-        )
-        return Geometry(self.stride, tuple(e - s for s, e in zip(start, stop, strict=True)), start)
-
-
-_POOLS = (nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d, nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d)
-_CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d, _TiledConvNd, _LocallyConnectedNd)
-
-
-def layer_geometry(module: nn.Module, d: int) -> tuple | None:
-    """``(kernel_size, stride, dilation, leading_padding)`` of a sliding layer, else ``None``."""
-    if isinstance(module, _CONVS):
-        k, s, r = module.kernel_size, module.stride, module.dilation
-        pads = padding_amounts(module.padding, tuple(k), tuple(s), tuple(r))
-        return tuple(k), tuple(s), tuple(r), tuple(lo for lo, _ in pads)
-    if isinstance(module, _POOLS):
-        k = ntuple(module.kernel_size, d, "kernel_size")
-        s = ntuple(module.stride if module.stride is not None else k, d, "stride")
-        r = ntuple(getattr(module, "dilation", 1), d, "dilation")
-        p = ntuple(module.padding, d, "padding", minimum=0)
-        return k, s, r, p
-    return None
+__all__ = ["Geometry", "WindowBoxes", "window_boxes"]
 
 
 class WindowBoxes(NamedTuple):

@@ -24,7 +24,11 @@ from locality._arguments import (
     output_size,
 )
 from locality._memory import check_allocation
+from locality.connectivity import KINDS
 from locality.convert._banks import CONV, Bank, build, read_bank
+
+# to_dense reads any kind with a sliding geometry through its connectivity.
+FORWARD_KINDS = tuple(k for k in KINDS if k != "dense" and not k.endswith("_transpose"))
 
 __all__ = [
     "to_dense",
@@ -61,7 +65,7 @@ def to_dense(layer: nn.Module, input_shape: Sequence[int]) -> nn.Linear:
                 f"expects in_features={layer.in_features}"
             )
         return _linear(layer.weight.detach(), None if layer.bias is None else layer.bias.detach())
-    bank = read_bank(layer, where)
+    bank = read_bank(layer, where, kinds=FORWARD_KINDS)
     in_size = _spatial(bank, shape, where)
     pads = bank.pads()
     out = output_size(in_size, bank.kernel_size, bank.stride, pads, bank.dilation, where=where)
@@ -83,7 +87,8 @@ def _spatial(bank: Bank, shape: tuple[int, ...], where: str) -> tuple[int, ...]:
     in_size = shape[1:]
     if bank.input_size is not None and in_size != tuple(bank.input_size):
         raise ValueError(
-            f"{where}: the locally connected layer takes spatial size {tuple(bank.input_size)}, "
+            f"{where}: the {bank.kind.replace('_', ' ')} layer takes spatial size "
+            f"{tuple(bank.input_size)}, "
             f"got input_shape {shape}"
         )
     return in_size
@@ -121,6 +126,10 @@ def _dense_weight(full: Bank, in_size: tuple[int, ...], pads) -> torch.Tensor:
     """
     d, w = full.d, full.weight
     out, dev = full.grid, w.device
+    if w.is_meta:  # shapes only: which entries are zero is data the meta device does not hold
+        return w.new_empty(
+            full.out_channels * math.prod(out), full.in_channels * math.prod(in_size)
+        )
     rank = w.dim()
 
     def along(t: torch.Tensor, *axes: int) -> torch.Tensor:
@@ -190,7 +199,7 @@ def to_locally_connected(
     size = ntuple(input_size, bank.d, "input_size", where=where)
     share = _sharing(bank, shared_bias, where)
     out = output_size(size, bank.kernel_size, bank.stride, bank.pads(), bank.dilation, where=where)
-    return build(bank.regrid(out, where), "local", share, input_size=size)
+    return build(bank.regrid(out, where), "locally_connected", share, input_size=size)
 
 
 def to_tiled(layer: nn.Module, tile_size: IntOrTuple, shared_bias: bool | None = None) -> nn.Module:

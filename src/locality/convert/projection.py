@@ -9,13 +9,15 @@ weights are from being shared.
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from typing import NamedTuple
 
 import torch
 from torch import nn
 
 from locality._arguments import IntOrTuple, ntuple
-from locality.convert._banks import Bank, build, read_bank
+from locality.connectivity import Periodic
+from locality.convert._banks import build, read_bank
 
 __all__ = ["Projection", "project"]
 
@@ -27,6 +29,7 @@ class Projection(NamedTuple):
         layer: the projected layer (``Conv{d}d`` or ``TiledConv{d}d``).
         relative_error: ``||theta - theta_proj|| / ||theta||`` over weight and bias of the source,
             where ``theta_proj`` is the projected layer's kernels placed back at every position.
+            NaN for a layer on ``device="meta"`` (its projected layer is on meta too).
     """
 
     layer: nn.Module
@@ -61,12 +64,13 @@ def project(layer: nn.Module, to: str = "conv", tile_size: IntOrTuple | None = N
         grid = ntuple(tile_size, bank.d, "tile_size", where=where)
     else:
         raise ValueError(f"{where}: to must be 'conv' or 'tiled', got {to!r}")
-    if bank.kind == "local" and any(t > n for t, n in zip(grid, bank.grid, strict=True)):
+    fixed = bank.input_size is not None
+    if fixed and any(t > n for t, n in zip(grid, bank.grid, strict=True)):
         raise ValueError(
             f"{where}: tile_size {grid} is larger than the layer's output size {bank.grid}: some "
             f"tiled kernels would have no position to average"
         )
-    source = bank if bank.kind == "local" else bank.regrid(_lcm(bank.grid, grid), where)
+    source = bank if fixed else bank.regrid(_lcm(bank.grid, grid), where)
     weight, weight_error = _class_mean(source.weight, grid)
     params, errors = [source.weight], [weight_error]
     bias = None
@@ -74,13 +78,14 @@ def project(layer: nn.Module, to: str = "conv", tile_size: IntOrTuple | None = N
         bias, bias_error = _class_mean(source.bias, grid)
         params.append(source.bias)
         errors.append(bias_error)
+    projected = build(replace(bank, weight=weight, bias=bias), to, bank.shared_bias or bias is None)
+    if bank.weight.is_meta:
+        return Projection(projected, math.nan)
     norm = torch.stack([p.double().square().sum() for p in params]).sum().sqrt()
     residual = torch.stack([e.double().square().sum() for e in errors]).sum().sqrt()
     # all-zero parameters project exactly (0/0 would be NaN)
     error = residual / norm if norm > 0 else residual
-    projected = Bank(**{**bank.__dict__, "weight": weight, "bias": bias, "input_size": None})
-    kind = "conv" if to == "conv" else "tiled"
-    return Projection(build(projected, kind, bank.shared_bias or bias is None), float(error))
+    return Projection(projected, float(error))
 
 
 def _lcm(a: tuple[int, ...], b: tuple[int, ...]) -> tuple[int, ...]:
@@ -89,21 +94,17 @@ def _lcm(a: tuple[int, ...], b: tuple[int, ...]) -> tuple[int, ...]:
 
 
 def _class_mean(values: torch.Tensor, grid: tuple[int, ...]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Mean of ``values[p]`` over ``p mod grid == r`` for each ``r``, and the residual.
+    """Mean of ``values[p]`` over the positions ``p`` that share kernel ``r`` of a ``grid`` bank
+    (the periodic map: ``p mod grid == r``), and the residual ``values[p] - mean[r]``.
 
     ``values`` has the positions in its leading ``len(grid)`` dims; the result has ``grid`` there.
-    A class is a product of per-dimension classes, so its mean is taken one dimension at a time.
     """
     d = len(grid)
-    mean = values
-    for i, t in enumerate(grid):
-        n = mean.shape[i]
-        ids = torch.arange(n, device=values.device) % t
-        summed = mean.new_zeros(*mean.shape[:i], t, *mean.shape[i + 1 :]).index_add_(i, ids, mean)
-        counts = torch.bincount(ids, minlength=t).to(mean.dtype)
-        mean = summed / counts.view(-1, *(1,) * (mean.dim() - i - 1))
-    index = tuple(
-        (torch.arange(n, device=values.device) % t).view(*(1,) * i, n, *(1,) * (d - i - 1))
-        for i, (n, t) in enumerate(zip(values.shape[:d], grid, strict=True))
-    )
-    return mean, values - mean[index]
+    positions, rest = tuple(values.shape[:d]), values.shape[d:]
+    ids = Periodic().index(positions, grid).reshape(-1)  # on the CPU, also for a meta layer
+    counts = torch.bincount(ids, minlength=math.prod(grid)).to(values.device, values.dtype)
+    flat = values.reshape(-1, *rest)
+    ids = ids.to(values.device)
+    sums = flat.new_zeros(math.prod(grid), *rest).index_add_(0, ids, flat)
+    mean = sums / counts.view(-1, *(1,) * len(rest))
+    return mean.reshape(*grid, *rest), (flat - mean[ids]).reshape(values.shape)

@@ -25,6 +25,7 @@ from locality._arguments import (
     check_padding_mode,
     ntuple,
     padding_amounts,
+    padding_argument,
 )
 from locality._arguments import fan_in as count_fan_in
 from locality._memory import check_allocation
@@ -71,9 +72,7 @@ class _ConnectivityNd(nn.Module):
         self.padding_mode = check_padding_mode(padding_mode, where)
         # Validates padding (and 'same' with stride > 1) now rather than at the first forward.
         self._pads = padding_amounts(padding, self.kernel_size, self.stride, self.dilation, where)
-        self.padding = (
-            padding if isinstance(padding, str) else ntuple(padding, d, "padding", minimum=0)
-        )
+        self.padding = padding_argument(padding, self._pads)
         self.shared_bias = bool(shared_bias)
         self._check_padding_fits(where)
         self._allocate(bias, {"device": device, "dtype": dtype})

@@ -1,0 +1,48 @@
+"""Low-rank locally connected op (Elsayed et al., ICML 2020) as one convolution plus a mix.
+
+Every position's kernel is a mix of ``R`` basis kernels, ``W_p = sum_r mix[p, r] B_r``. Since the
+mix does not depend on the input, ``out_p = sum_r mix[p, r] (B_r * x)_p``: one convolution with
+``R * O`` output channels (all basis kernels at once) followed by a per-position weighted sum
+over the rank axis. No unfold, no per-position weight: it costs about R convolutions.
+
+Shapes (d spatial dimensions, g = groups): x (N, C, *padded_size), zero padding applied; weight
+(R, O, C // g, *kernel_size); mixing (*out_size, R); bias None, (O,) or (*out_size, O); result
+(N, O, *out_size).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+
+_CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
+
+
+def lowrank_locally_connected(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    mixing: torch.Tensor,
+    bias: torch.Tensor | None,
+    stride: Sequence[int],
+    dilation: Sequence[int],
+    groups: int,
+) -> torch.Tensor:
+    """(N, C, *S) padded -> (N, O, *mixing.shape[:-1])."""
+    d = mixing.dim() - 1
+    rank, out_channels = weight.shape[:2]
+    og = out_channels // groups
+    # The convolution's output channels must be grouped by group first: (g, R, O/g).
+    basis = weight.reshape(rank, groups, og, *weight.shape[2:]).transpose(0, 1)
+    y = _CONV[d](
+        x, basis.reshape(-1, *weight.shape[2:]), None, tuple(stride), 0, tuple(dilation), groups
+    )
+    n, positions = y.shape[0], mixing.shape[:-1].numel()
+    y = y.reshape(n, groups, rank, og, positions)
+    out = torch.einsum("ngrop,pr->ngop", y, mixing.reshape(-1, rank))
+    out = out.reshape(n, out_channels, *mixing.shape[:-1])
+    if bias is None:
+        return out
+    b = bias.view(out_channels, *(1,) * d) if bias.dim() == 1 else bias.movedim(-1, 0)
+    return out + b

@@ -1,0 +1,91 @@
+"""Region-shared convolution (DeepID, Sun et al. 2014) as one convolution per region.
+
+The output grid is cut into ``prod(regions)`` boxes, along each dimension into contiguous blocks
+as ``numpy.array_split`` cuts ``range(out)`` (the first ``out % regions`` blocks one longer).
+Each box is an ordinary convolution with its own kernel over the crop of the input that box
+reads, so the FLOPs are exactly the layer's and every product is a ``torch.nn.functional.conv*d``
+(fast, differentiable to any order, understood by export and torch.func).
+
+Shapes (d spatial dimensions): x (N, C, *padded_size), zero padding applied; weight
+(*regions, O, C // g, *kernel_size); bias None, (O,) or (*regions, O); result (N, O, *out_size).
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+
+_CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
+
+
+def blocks(size: int, parts: int) -> list[tuple[int, int]]:
+    """``[start, stop)`` of each of ``parts`` contiguous blocks of ``range(size)``, cut as
+    ``numpy.array_split`` cuts it: the first ``size % parts`` blocks are one longer."""
+    base, longer = divmod(size, parts)
+    bounds, start = [], 0
+    for j in range(parts):
+        stop = start + base + (j < longer)
+        bounds.append((start, stop))
+        start = stop
+    return bounds
+
+
+def region_index(out_size: Sequence[int], regions: Sequence[int]) -> torch.Tensor:
+    """The ``(*out_size)`` map from output position to its region, flattened row-major."""
+    per_dim = []
+    for size, parts in zip(out_size, regions, strict=True):
+        row = torch.empty(size, dtype=torch.long)
+        for j, (start, stop) in enumerate(blocks(size, parts)):
+            row[start:stop] = j
+        per_dim.append(row)
+    index = torch.zeros(tuple(out_size), dtype=torch.long)
+    for dim, (row, parts) in enumerate(zip(per_dim, regions, strict=True)):
+        shape = [1] * len(out_size)
+        shape[dim] = -1
+        index = index * parts + row.view(shape)
+    return index
+
+
+def region_conv(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None,
+    stride: Sequence[int],
+    dilation: Sequence[int],
+    groups: int,
+    out_size: Sequence[int],
+) -> torch.Tensor:
+    """(N, C, *S) padded -> (N, O, *out_size): one convolution per region, assembled by cat."""
+    d = len(out_size)
+    regions = weight.shape[:d]
+    kernel_size = weight.shape[d + 2 :]
+    cuts = [blocks(o, r) for o, r in zip(out_size, regions, strict=True)]
+    parts = {}
+    for box in itertools.product(*(range(r) for r in regions)):
+        crop = []
+        for dim, j in enumerate(box):
+            start, stop = cuts[dim][j]
+            s, dl, k = stride[dim], dilation[dim], kernel_size[dim]
+            crop.append(slice(start * s, (stop - 1) * s + dl * (k - 1) + 1))
+        b = None if bias is None else bias if bias.dim() == 1 else bias[box]
+        parts[box] = _CONV[d](
+            x[(slice(None), slice(None)) + tuple(crop)],
+            weight[box],
+            b,
+            tuple(stride),
+            0,
+            tuple(dilation),
+            groups,
+        )
+    return _assemble(parts, list(regions), 0, ())
+
+
+def _assemble(parts: dict, regions: list[int], dim: int, prefix: tuple) -> torch.Tensor:
+    """Concatenate the boxes' outputs along each spatial dimension in turn."""
+    if dim == len(regions):
+        return parts[prefix]
+    rows = [_assemble(parts, regions, dim + 1, (*prefix, j)) for j in range(regions[dim])]
+    return rows[0] if len(rows) == 1 else torch.cat(rows, dim=2 + dim)
