@@ -122,3 +122,16 @@ def test_spectrum_figure(tmp_path):
     assert (tmp_path / "spectrum.png").stat().st_size > 1000
     with pytest.raises(TypeError, match="spectrum must be a Spectrum"):
         spectrum_figure(noisy)
+
+
+def test_a_lowrank_layer_has_at_most_its_rank_and_snr_reads_its_mixed_kernels():
+    torch.manual_seed(4)
+    model = nn.Sequential(nn.Conv2d(2, 3, 3, padding=1, dtype=F64))
+    x = torch.randn(1, 2, 7, 7, dtype=F64)
+    exact = localize(model, x, to="lowrank", rank=3)[0]
+    assert kernel_spectrum(exact).rank(0.999999) == 1  # every position the convolution's kernel
+    assert weight_snr(exact) > 1e6  # equal up to rounding of the 1/3 mix
+    noisy = localize(model, x, to="lowrank", rank=3, noise=1.0)[0]
+    spectrum = kernel_spectrum(noisy)
+    assert spectrum.rank(0.999999) == 3 and spectrum.singular_values[3] < 1e-12
+    assert math.isfinite(weight_snr(noisy))

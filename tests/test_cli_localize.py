@@ -110,3 +110,13 @@ def test_the_output_path_is_checked_before_any_work(source, tmp_path, capsys):
         main(["localize", f"{source}:make", "--input", "3x6x6", "--out", str(existing), "--force"])
         == 0
     )
+
+
+def test_lowrank_as_in_the_issue(source, tmp_path, capsys):
+    out = tmp_path / "lowrank.pt"
+    argv = [f"{source}:make", "--input", "3x6x6", "--to", "lowrank", "--rank", "4"]
+    assert main(["localize", *argv, "--out", str(out)]) == 0
+    assert "LowRankLocallyConnected2d" in capsys.readouterr().out
+    state = torch.load(out, weights_only=True)
+    assert state["0.weight"].shape == (4, 4, 3, 3, 3)
+    assert state["0.combining_weights"].shape == (6, 6, 4)

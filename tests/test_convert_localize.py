@@ -202,7 +202,8 @@ def test_torchvision_resnet18():
         (dict(tile_size=2), TypeError, "unexpected argument tile_size"),
         (dict(noise=-1.0), ValueError, "noise must be a number >= 0"),
         (dict(keep=3), TypeError, "keep must be a callable"),
-        (dict(to="region", regions=2), ValueError, "issue 15"),
+        (dict(to="region"), ValueError, "needs regions"),
+        (dict(to="lowrank", rank=2, regions=2), TypeError, "unexpected argument regions"),
     ],
 )
 def test_bad_arguments_are_refused_before_any_work(kwargs, error, match):
@@ -225,3 +226,38 @@ def test_layers_not_called_or_called_at_two_sizes_are_refused():
         localize(model, torch.randn(1, 1, 6), keep=lambda n, m: n == "unused")
     with pytest.raises(ValueError, match="'unused'.*not called"):
         localize(model, torch.randn(1, 1, 6), keep=lambda n, m: n == "conv")
+
+
+@pytest.mark.parametrize("dtype", [F32, F64])
+@pytest.mark.parametrize("d", [1, 2])
+def test_region_and_lowrank_are_exact_on_the_residual_model(d, dtype):
+    torch.manual_seed(10 + d)
+    size = (12,) if d == 1 else (8, 8)
+    model = SmallResNet(d).to(dtype)
+    _trained_statistics(model, torch.randn(4, 2, *size, dtype=dtype))
+    before = _state(model)
+    x = torch.randn(3, 2, *size, dtype=dtype)
+    region = localize(model, x[:1], to="region", regions=2, shared_bias=False)
+    lowrank = localize(model, x[:1], to="lowrank", rank=3)
+    lowrank_plain = localize(model, x[:1], to="lowrank", rank=2, normalize=None)
+    _assert_same_state(before, model)
+    for converted in (region, lowrank, lowrank_plain):
+        torch.testing.assert_close(converted.eval()(x), model(x), **TOLERANCE[dtype])
+    layer = region.blocks[1].conv2
+    assert type(layer).__name__ == f"RegionConv{d}d" and layer.regions == (2,) * d
+    assert layer.weight.shape[:d] == (2,) * d
+    basis = lowrank.blocks[0].conv1.weight
+    assert basis.shape[0] == 3 and not torch.equal(basis[0], basis[1])  # free to move apart
+    torch.testing.assert_close(basis.mean(0), model.blocks[0].conv1.weight, **TOLERANCE[dtype])
+
+
+def test_region_count_is_capped_at_each_layers_output_and_noise_reaches_lowrank_mixes():
+    torch.manual_seed(12)
+    model = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), nn.Conv2d(2, 2, 3, stride=4))
+    x = torch.randn(1, 1, 8, 8)
+    region = localize(model, x, to="region", regions=4)
+    assert region[0].regions == (4, 4) and region[1].regions == (2, 2)  # output 2x2
+    torch.testing.assert_close(region(x), model(x))
+    noisy = localize(model, x, to="lowrank", rank=2, noise=0.5)
+    mixes = noisy[0].combining_weights
+    assert mixes.std() > 0.3 and not torch.allclose(noisy(x), model(x), atol=1e-3)

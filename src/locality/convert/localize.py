@@ -22,8 +22,15 @@ from typing import Any
 import torch
 from torch import nn
 
-from locality._arguments import check_flag, check_int
+from locality._arguments import check_flag, check_int, ntuple, output_size, padding_amounts
 from locality.convert.lattice import to_locally_connected, to_tiled
+from locality.layers.lowrank import (
+    LowRankLocallyConnected1d,
+    LowRankLocallyConnected2d,
+    LowRankLocallyConnected3d,
+    _LowRankLocallyConnectedNd,
+)
+from locality.layers.region import RegionConv1d, RegionConv2d, RegionConv3d
 from locality.layers.tiled import _TiledConvNd
 
 __all__ = ["localize", "keep_first", "keep_1x1", "KINDS"]
@@ -32,6 +39,8 @@ WHERE = "localize"
 
 Keep = Callable[[str, nn.Module], bool]
 _CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
+REGION = {1: RegionConv1d, 2: RegionConv2d, 3: RegionConv3d}
+LOWRANK = {1: LowRankLocallyConnected1d, 2: LowRankLocallyConnected2d, 3: LowRankLocallyConnected3d}
 
 # The keyword arguments each target kind takes (required ones first), and its conversion.
 _ARGUMENTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
@@ -79,7 +88,16 @@ def localize(
         generator: the random generator for ``noise`` (default: torch's global one).
         **kind_args: arguments of the target kind: ``shared_bias`` (every kind; default keeps
             the convolution's one bias per channel), ``tile_size`` (tiled), ``regions``
-            (region), ``rank`` and ``normalize`` (lowrank).
+            (region; capped per layer at that layer's output size, where every position is its
+            own region), ``rank`` and ``normalize`` (lowrank).
+
+    How each kind starts: a locally connected layer holds the convolution's kernel at every
+    position, a tiled one in every tile entry, a region-shared one in every region. A low-rank
+    layer keeps its default uniform mix (every position the mean basis kernel, as Elsayed et
+    al. initialise it) and its own random basis shifted so that the mean basis kernel is the
+    convolution's: exact, yet the basis kernels differ, so training can move the positions apart
+    (with equal basis kernels it never could). ``noise`` goes to each kernel of the new bank, and
+    for a low-rank layer to each position's mixing logits (standard deviation ``noise``).
 
     Returns:
         The converted copy, in the same training mode as ``model``.
@@ -218,21 +236,73 @@ def _convert(
         return to_locally_connected(module, size, shared_bias=shared_bias)
     if to == "tiled":
         return to_tiled(module, kind_args["tile_size"], shared_bias=shared_bias)
-    raise ValueError(
-        f"{WHERE}: to={to!r} needs the {to} layers of issue 15, which this build of locality "
-        f"does not have yet (layer {name!r}); use 'locally_connected' or 'tiled'"
+    if not isinstance(module, _CONVS):
+        raise ValueError(
+            f"{WHERE}: to={to!r} converts convolutions only; layer {name!r} is a "
+            f"{type(module).__name__} (leave library_layers=False or exempt it with keep=)"
+        )
+    check_flag(shared_bias, "shared_bias", WHERE, allow_none=True)
+    conv: Any = module  # torch types a Module's attributes as Tensor | Module
+    d = len(conv.kernel_size)
+    share = True if shared_bias is None else shared_bias
+    common: dict[str, Any] = dict(
+        stride=conv.stride,
+        padding=conv.padding,
+        dilation=conv.dilation,
+        groups=conv.groups,
+        bias=conv.bias is not None,
+        padding_mode=conv.padding_mode,
+        shared_bias=share,
+        device=conv.weight.device,
+        dtype=conv.weight.dtype,
     )
+    args = (conv.in_channels, conv.out_channels, conv.kernel_size, size)
+    if to == "region":
+        out = output_size(
+            size,
+            tuple(conv.kernel_size),
+            tuple(conv.stride),
+            padding_amounts(conv.padding, conv.kernel_size, conv.stride, conv.dilation, WHERE),
+            tuple(conv.dilation),
+            where=WHERE,
+        )
+        wanted = ntuple(kind_args["regions"], d, "regions", where=WHERE)
+        regions = tuple(min(r, n) for r, n in zip(wanted, out, strict=True))
+        layer: Any = REGION[d](*args, regions, **common)
+        basis_offset = None
+    else:
+        layer = LOWRANK[d](
+            *args, kind_args["rank"], normalize=kind_args.get("normalize", "softmax"), **common
+        )
+        # The layer's own random basis, shifted so that its mean is the convolution's kernel: at
+        # the default (uniform) mix every position computes the convolution, and the basis
+        # kernels still differ, so training can move them apart.
+        basis = layer.weight.detach()
+        basis_offset = basis - basis.mean(0, keepdim=True)
+    with torch.no_grad():
+        layer.weight.copy_(conv.weight.expand_as(layer.weight))
+        if basis_offset is not None:
+            layer.weight.add_(basis_offset)
+        if conv.bias is not None:
+            layer.bias.copy_(conv.bias.expand_as(layer.bias))
+    return layer
 
 
 def _add_noise(
     new: nn.Module, source: nn.Module, noise: float, generator: torch.Generator | None
 ) -> None:
-    weight, source_weight = new.weight, source.weight
-    assert isinstance(weight, torch.Tensor) and isinstance(source_weight, torch.Tensor)
-    scale = noise * source_weight.detach().double().std().item()
-    draw = torch.randn(weight.shape, generator=generator, dtype=weight.dtype)
+    """Independent noise on every kernel of the new bank; for a low-rank layer, whose basis
+    kernels are shared by all positions, on each position's mix instead."""
+    layer: Any = new
+    target = (
+        layer.combining_weights if isinstance(new, _LowRankLocallyConnectedNd) else layer.weight
+    )
+    scale = noise
+    if target is layer.weight:
+        scale *= source.weight.detach().double().std().item()  # type: ignore[operator]
+    draw = torch.randn(target.shape, generator=generator, dtype=target.dtype)
     with torch.no_grad():
-        weight.add_(draw.to(weight.device), alpha=scale)
+        target.add_(draw.to(target.device), alpha=scale)
 
 
 def _swap(model: nn.Module, replacements: Mapping[int, nn.Module]) -> None:
