@@ -120,3 +120,41 @@ def test_lowrank_as_in_the_issue(source, tmp_path, capsys):
     state = torch.load(out, weights_only=True)
     assert state["0.weight"].shape == (4, 4, 3, 3, 3)
     assert state["0.combining_weights"].shape == (6, 6, 4)
+
+
+def test_sharing_reports_snr_and_ranks_of_a_localized_trained_model(source, tmp_path, capsys):
+    import json
+    import math
+
+    from locality.analysis import kernel_spectrum, weight_snr
+
+    out = tmp_path / "noisy.pt"
+    argv = [f"{source}:make", "--input", "3x6x6"]
+    assert main(["localize", *argv, "--noise", "0.3", "--out", str(out)]) == 0
+    capsys.readouterr()
+    plot = tmp_path / "spectra.png"
+    code = main(
+        ["sharing", *argv, "--localized", "--state", str(out), "--json", "--plot", str(plot)]
+    )
+    printed = capsys.readouterr().out
+    assert code == 0 and plot.stat().st_size > 1000
+    rows = json.loads(printed[: printed.rindex("]") + 1])
+    assert [row["layer"] for row in rows] == ["0", "3"]
+    model = localize(_model(4).eval(), torch.zeros(1, 3, 6, 6))
+    model.load_state_dict(torch.load(out, weights_only=True))
+    assert rows[0]["snr"] == weight_snr(model[0]) and math.isfinite(rows[0]["snr"])
+    assert rows[0]["rank_99"] == kernel_spectrum(model[0]).rank_99
+    assert main(["sharing", *argv]) == 2
+    assert "no layer other than convolutions" in capsys.readouterr().err
+    assert main(["sharing", *argv, "--state", str(tmp_path / "missing.pt")]) == 2
+    assert "no such file" in capsys.readouterr().err
+
+
+def test_sharing_report_finds_tiled_layers_through_their_input_size():
+    from locality.analysis import sharing_report
+
+    torch.manual_seed(9)
+    model = nn.Sequential(nn.Conv1d(1, 2, 3), locality.TiledConv1d(2, 2, 3, tile_size=2))
+    (row,) = sharing_report(model, (1, 12))
+    assert (row.name, row.kind, row.output_size) == ("1", "tiled", (8,))
+    assert row.spectrum.positions == 8 and row.spectrum.rank(0.999999) == 2

@@ -19,10 +19,12 @@ from locality.analysis.counts import (
 from locality.analysis.layers import kind_of, layer_cost
 from locality.analysis.receptive_field import ReceptiveField, receptive_field
 from locality.analysis.sharing import (
+    SharingRow,
     Spectrum,
     interior_positions,
     kernel_spectrum,
     position_kernels,
+    sharing_report,
     weight_snr,
 )
 from locality.analysis.summary import LayerRow, Summary, summary
@@ -48,4 +50,6 @@ __all__ = [
     "kernel_spectrum",
     "position_kernels",
     "weight_snr",
+    "SharingRow",
+    "sharing_report",
 ]

@@ -23,9 +23,18 @@ import torch
 from torch import nn
 
 from locality._arguments import IntOrTuple, check_initialised, ntuple
+from locality.analysis.trace import example_input, run_with_hooks
 from locality.connectivity import Connectivity, kernels_of
 
-__all__ = ["Spectrum", "interior_positions", "position_kernels", "weight_snr", "kernel_spectrum"]
+__all__ = [
+    "Spectrum",
+    "SharingRow",
+    "interior_positions",
+    "position_kernels",
+    "weight_snr",
+    "kernel_spectrum",
+    "sharing_report",
+]
 
 
 def position_kernels(layer: nn.Module, input_size: IntOrTuple | None = None) -> torch.Tensor:
@@ -157,3 +166,60 @@ def kernel_spectrum(layer: nn.Module, input_size: IntOrTuple | None = None) -> S
     positions = interior_positions(layer, input_size).numel()
     matrix = kernels.double().reshape(positions, -1)
     return Spectrum(torch.linalg.svdvals(matrix), matrix.shape[0], matrix.shape[1])
+
+
+@dataclass(frozen=True)
+class SharingRow:
+    """One layer of :func:`sharing_report`.
+
+    Attributes:
+        name: qualified module name.
+        kind: the ``Connectivity`` kind.
+        output_size: spatial output size on the example input.
+        snr: :func:`weight_snr` (``inf`` when the interior kernels are equal; ``nan`` when fewer
+            than two positions are interior or every tap is zero).
+        spectrum: :func:`kernel_spectrum`.
+    """
+
+    name: str
+    kind: str
+    output_size: tuple[int, ...]
+    snr: float
+    spectrum: Spectrum
+
+
+def sharing_report(model: nn.Module, input_shape: tuple[int, ...]) -> list[SharingRow]:
+    """SNR and spectrum of every sliding layer of ``model`` that is not a convolution.
+
+    One forward pass on zeros of shape ``(1, *input_shape)`` records each layer's input size
+    (needed by the kinds that take any size); the layers are reported in the order they run.
+    """
+    where = "sharing_report"
+    x = example_input(model, input_shape, where)
+    sizes: dict[str, tuple[nn.Module, tuple[int, ...]]] = {}
+
+    def record(name: str, module: nn.Module, input: torch.Tensor, output: torch.Tensor) -> None:
+        try:
+            connectivity = Connectivity.of(module)
+        except TypeError:
+            return
+        if connectivity.kind not in ("conv", "dense") and not connectivity.kind.endswith(
+            "_transpose"
+        ):
+            sizes.setdefault(name, (module, tuple(input.shape[-connectivity.d :])))
+
+    run_with_hooks(model, x, record, where)
+    rows = []
+    for name, (module, size) in sizes.items():
+        mask = interior_positions(module, size)
+        snr = weight_snr(module, size) if int(mask.sum()) >= 2 else math.nan
+        rows.append(
+            SharingRow(
+                name=name,
+                kind=Connectivity.of(module).kind,
+                output_size=tuple(mask.shape),
+                snr=snr,
+                spectrum=kernel_spectrum(module, size),
+            )
+        )
+    return rows

@@ -22,6 +22,7 @@ SUBCOMMANDS: tuple[str, ...] = (
     "train",
     "experiment",
     "localize",
+    "sharing",
 )
 
 
