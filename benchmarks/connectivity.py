@@ -394,6 +394,108 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+# ------------------------------------------------------------------------------------------------
+# Between convolution and locally connected (issue 15): region-shared, mapped, low-rank and
+# transposed locally connected layers beside F.conv2d and the locally connected op, one shape.
+
+
+def between_methods(quick: bool) -> tuple[tuple[int, ...], dict[str, tuple[Callable, tuple]]]:
+    """Input shape and name -> (op, parameters) for the issue's targets, on one CIFAR-like shape
+    (N x 32 x 32 x 32 -> 32 channels, 3x3, padding 1); tiny with --quick."""
+    from locality.functional import (
+        locally_connected_transpose,
+        lowrank_locally_connected,
+        region_conv,
+    )
+    from locality.kernels import mapped
+
+    n, c, size = (2, 4, 8) if quick else (32, 32, 32)
+    k, grid = 3, (size, size)
+    w = lambda *bank: torch.randn(*bank, c, c, k, k) / (3 * k)  # noqa: E731
+    b = lambda *bank: torch.randn(*bank, c)  # noqa: E731
+    kernel_map = torch.randint(0, 4, grid)
+    pad = lambda x: F.pad(x, [1, 1, 1, 1])  # noqa: E731
+
+    def formulation(name: str) -> Callable:
+        f = mapped.FORMULATIONS[name]
+        return lambda x, w_, b_: f(pad(x), w_, kernel_map, b_, (1, 1), (1, 1), 1)
+
+    methods: dict[str, tuple[Callable, tuple]] = {
+        "F.conv2d": (lambda x, w_, b_: F.conv2d(x, w_, b_, padding=1), (w(), b())),
+        "region 2x2": (lambda x, w_, b_: region_conv(x, w_, b_, padding=1), (w(2, 2), b(2, 2))),
+        "locally connected": (
+            lambda x, w_, b_: locally_connected(x, w_, b_, padding=1),
+            (w(*grid), b(*grid)),
+        ),
+        "transposed LC": (
+            lambda y, w_, b_: locally_connected_transpose(y, w_, b_, padding=1),
+            (w(*grid), b(*grid)),
+        ),
+    }
+    for rank in (1, 2, 4, 8):
+        methods[f"low-rank K={rank}"] = (
+            lambda x, w_, m, b_: lowrank_locally_connected(x, w_, m, b_, padding=1),
+            (w(rank), torch.randn(*grid, rank).softmax(-1), b(*grid)),
+        )
+    for name in mapped.FORMULATIONS:
+        methods[f"mapped K=4 {name}"] = (formulation(name), (w(4), b(4)))
+    return (n, c, *grid), methods
+
+
+def between_rows(quick: bool, repeats: int, device: str) -> list[dict]:
+    """Forward and forward+backward ms per method, and ratios to F.conv2d and to the locally
+    connected op, all in this one run."""
+    shape, methods = between_methods(quick)
+    out_grad = torch.randn(*shape, device=device)
+    rows = []
+    for name, (op, params) in methods.items():
+        x = torch.randn(*shape, device=device, requires_grad=True)
+        tensors = [p.to(device).requires_grad_() for p in params]
+
+        def forward(_: int, op=op, tensors=tensors, x=x) -> None:
+            with torch.no_grad():
+                op(x, *tensors)
+
+        def forward_backward(_: int, op=op, tensors=tensors, x=x) -> None:
+            op(x, *tensors).backward(out_grad)
+
+        rows.append(
+            {
+                "method": name,
+                "fwd": median_ms(forward, repeats, device),
+                "fb": median_ms(forward_backward, repeats, device),
+            }
+        )
+        print(f"  between: {name} done", file=sys.stderr, flush=True)
+    conv = next(r for r in rows if r["method"] == "F.conv2d")
+    local = next(r for r in rows if r["method"] == "locally connected")
+    for r in rows:
+        r["fb/conv"] = r["fb"] / conv["fb"]
+        r["fb/local"] = r["fb"] / local["fb"]
+    return rows
+
+
+BETWEEN_TARGETS = {
+    "region 2x2": "f+b <= 1.5x F.conv2d",
+    "transposed LC": "f+b <= 1.5x locally connected",
+    **{
+        f"low-rank K={k}": f"f+b <= {1.5 * k:g}x F.conv2d, < locally connected"
+        for k in (1, 2, 4, 8)
+    },
+}
+
+
+def between_table(rows: list[dict]) -> str:
+    head = "| method | fwd ms | fwd+bwd ms | f+b / F.conv2d | f+b / locally connected | target |"
+    lines = [head, "|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(
+            f"| {r['method']} | {r['fwd']:.2f} | {r['fb']:.2f} | {r['fb/conv']:.2f} | "
+            f"{r['fb/local']:.2f} | {BETWEEN_TARGETS.get(r['method'], '')} |"
+        )
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
@@ -423,6 +525,7 @@ def main(argv: list[str] | None = None) -> None:
         f"median of {repeats} after 2 warm-ups"
     )
     print(table(run(args.device, args.quick, repeats, peak)))
+    print(between_table(between_rows(args.quick, repeats, args.device)))
 
 
 if __name__ == "__main__":

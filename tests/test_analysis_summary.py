@@ -30,11 +30,11 @@ def test_rows_match_modules_shapes_and_flop_counter():
     leaves = [m for m in net.modules() if not list(m.children())]
     assert [row.type for row in result.rows] == [type(m).__name__ for m in leaves]
     assert [row.kind for row in result.rows] == [
-        "convolution",
+        "conv",
         "other",
         "other",
         "tiled",
-        "locally connected",
+        "locally_connected",
         "other",
         "dense",
     ]

@@ -326,3 +326,32 @@ def test_layers_take_batch_zero_one_and_unbatched_input(batch):
         out = layer(x)
         assert out.shape[0] == batch
         torch.testing.assert_close(layer(torch.randn(*shape)).shape, out.shape[1:])
+
+
+@pytest.mark.parametrize(
+    "lazy, eager, args, x",
+    [
+        (locality.LazyRegionConv2d, locality.RegionConv2d, (6, 3, 2), (2, 4, 9, 8)),
+        (
+            locality.LazyLowRankLocallyConnected1d,
+            locality.LowRankLocallyConnected1d,
+            (6, 3, 2),
+            (2, 4, 9),
+        ),
+        (
+            locality.LazyLocallyConnectedTranspose3d,
+            locality.LocallyConnectedTranspose3d,
+            (6, 2),
+            (2, 4, 3, 2, 2),
+        ),
+    ],
+)
+def test_lazy_variants_infer_channels_and_input_size(lazy, eager, args, x):
+    layer = lazy(*args, dtype=F64)
+    inputs = torch.randn(*x, dtype=F64)
+    out = layer(inputs)
+    assert type(layer) is eager and layer.in_channels == 4 and layer.input_size == x[2:]
+    assert locality.Connectivity.of(layer).parameters == sum(p.numel() for p in layer.parameters())
+    fresh = lazy(*args, dtype=F64)
+    fresh.load_state_dict(layer.state_dict())
+    torch.testing.assert_close(fresh(inputs), out, rtol=0, atol=0)

@@ -620,10 +620,10 @@ def any_modules(draw):
 
 KIND_OF = {
     nn.Linear: "dense",
-    nn.Conv1d: "convolution",
-    nn.Conv2d: "convolution",
+    nn.Conv1d: "conv",
+    nn.Conv2d: "conv",
     **{cls: "tiled" for cls in TILED.values()},
-    **{cls: "locally connected" for cls in LOCAL.values()},
+    **{cls: "locally_connected" for cls in LOCAL.values()},
 }
 
 

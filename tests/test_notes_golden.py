@@ -42,19 +42,19 @@ PARAMS = [
     (
         "001 ten 10x10 kernels",
         ["--input", "100x100", "--out-channels", "10", "--kernel", "10"],
-        "convolution",
+        "conv",
         1_000,
     ),
     (
         "001 4 -> 2 channels, 2x2",
         ["--input", "8x8", "--in-channels", "4", "--out-channels", "2", "--kernel", "2"],
-        "convolution",
+        "conv",
         32,
     ),
     (
         "001 1x1, 6 -> 5 channels",
         ["--input", "8x8", "--in-channels", "6", "--out-channels", "5", "--kernel", "1"],
-        "convolution",
+        "conv",
         30,
     ),
     (
@@ -66,7 +66,7 @@ PARAMS = [
     (
         "002 local",
         ["--input", "1000x1000", "--units", "10^6", "--kernel", "10", "--stride", "10"],
-        "locally connected",
+        "locally_connected",
         10**8,
     ),
     (
@@ -78,33 +78,33 @@ PARAMS = [
     (
         "003 local",
         ["--input", "500x500", "--units", "10^5", "--kernel", "10"],
-        "locally connected",
+        "locally_connected",
         10**7,
     ),
-    ("003 shared", ["--input", "500x500", "--units", "10^5", "--kernel", "10"], "convolution", 100),
+    ("003 shared", ["--input", "500x500", "--units", "10^5", "--kernel", "10"], "conv", 100),
     (
         "003 64 kernels",
         ["--input", "500x500", "--out-channels", "64", "--kernel", "10"],
-        "convolution",
+        "conv",
         6_400,
     ),
     (
         "003 kernel 5x5x3x10",
         ["--input", "32x32", "--in-channels", "3", "--out-channels", "10", "--kernel", "5"],
-        "convolution",
+        "conv",
         750,
     ),
     (
         "003 kernel 3x3x10x5",
         ["--input", "28x28", "--in-channels", "10", "--out-channels", "5", "--kernel", "3"],
-        "convolution",
+        "conv",
         450,
     ),
     ("004 dense 48 x 10", ["--input", "4x4", "--in-channels", "3", "--units", "10"], "dense", 480),
     (
         "004 conv 4x4x3x10",
         ["--input", "4x4", "--in-channels", "3", "--units", "10"],
-        "convolution",
+        "conv",
         480,
     ),
     (
@@ -120,7 +120,7 @@ PARAMS = [
             "3",
             "--bias",
         ],
-        "locally connected",
+        "locally_connected",
         1_612_800,
     ),
     (
@@ -136,7 +136,7 @@ PARAMS = [
             "3",
             "--bias",
         ],
-        "convolution",
+        "conv",
         1_792,
     ),
 ]

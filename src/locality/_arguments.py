@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from numbers import Integral
+from typing import TypeGuard
 
 import torch
 from torch.nn.modules.lazy import LazyModuleMixin
@@ -18,6 +20,11 @@ Padding = str | int | Sequence[int | Sequence[int]]
 PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
 
 
+def is_int(value: object) -> TypeGuard[int]:
+    """An integer as ``torch.nn.Conv2d`` takes one: ``int`` or a NumPy integer, not a bool."""
+    return isinstance(value, Integral) and not isinstance(value, bool)
+
+
 def ntuple(
     value: IntOrTuple, n: int, name: str, *, minimum: int = 1, where: str = ""
 ) -> tuple[int, ...]:
@@ -26,40 +33,40 @@ def ntuple(
     ``minimum`` is the smallest allowed entry (1 for sizes and strides, 0 for padding).
     """
     prefix = f"{where}: " if where else ""
-    if isinstance(value, (bool, str)) or not isinstance(value, (int, Sequence, torch.Size)):
+    if isinstance(value, (bool, str)) or not (is_int(value) or isinstance(value, Sequence)):
         raise TypeError(
             f"{prefix}{name} must be an int or a tuple of {n} ints, got {type(value).__name__} "
             f"{value!r}"
         )
-    if isinstance(value, int):
-        values: tuple = (value,) * n
-    else:
-        values = tuple(value)
+    if isinstance(value, Sequence):
+        values: tuple = tuple(value)
         if len(values) != n:
             raise ValueError(
                 f"{prefix}{name} must be an int or a tuple of {n} ints, got {len(values)} values "
                 f"{value!r}"
             )
+    else:
+        values = (value,) * n
     for v in values:
-        if isinstance(v, bool) or not isinstance(v, int):
+        if not is_int(v):
             raise TypeError(
                 f"{prefix}{name} must contain ints, got {type(v).__name__} {v!r} in {value!r}"
             )
         if v < minimum:
             kind = "positive" if minimum == 1 else "non-negative"
             raise ValueError(f"{prefix}{name} must be {kind}, got {value!r}")
-    return values
+    return tuple(int(v) for v in values)
 
 
 def check_int(value: object, name: str, where: str, *, minimum: int | None = 1) -> int:
     """``value`` itself, checked to be an int (not a bool) of at least ``minimum`` (0, 1 or no
     bound for ``None``)."""
-    if isinstance(value, bool) or not isinstance(value, int):
+    if not is_int(value):
         raise TypeError(f"{where}: {name} must be an int, got {type(value).__name__} {value!r}")
     if minimum is not None and value < minimum:
         kind = "positive" if minimum == 1 else "non-negative"
         raise ValueError(f"{where}: {name} must be {kind}, got {value}")
-    return value
+    return int(value)
 
 
 def check_shape(
@@ -259,7 +266,7 @@ def check_channels(in_channels: int, out_channels: int, groups: int, where: str 
         ("out_channels", out_channels),
         ("groups", groups),
     ):
-        if isinstance(value, bool) or not isinstance(value, int):
+        if not is_int(value):
             raise TypeError(f"{prefix}{name} must be an int, got {type(value).__name__} {value!r}")
         if value < 1:
             raise ValueError(f"{prefix}{name} must be positive, got {value}")

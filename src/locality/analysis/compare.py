@@ -152,10 +152,10 @@ class Comparison:
 
 _LABELS = {
     "dense": "dense",
-    "locally connected": "local",
+    "locally_connected": "locally_connected",
     "tiled": "tiled t={t}",
-    "convolution": "conv",
-    "depthwise separable": "dw-separable",
+    "conv": "conv",
+    "depthwise_separable": "depthwise_separable",
 }
 
 
@@ -266,14 +266,14 @@ def compare(
     fan_in = in_channels * math.prod(size)
     costs = {
         "dense": dense_cost(fan_in, units, bias),
-        "locally connected": locally_connected_cost(in_channels, channels, kernel, flat, bias=bias),
+        "locally_connected": locally_connected_cost(in_channels, channels, kernel, flat, bias=bias),
         "tiled": tiled_cost(
             in_channels, channels, kernel, flat, _tile(tile_size, grid, d), bias=bias
         ),
-        "convolution": conv_cost(in_channels, channels, kernel, flat, bias=bias),
+        "conv": conv_cost(in_channels, channels, kernel, flat, bias=bias),
     }
     if in_channels > 1 and kernel_size is not None:
-        costs["depthwise separable"] = depthwise_separable_cost(
+        costs["depthwise_separable"] = depthwise_separable_cost(
             in_channels, channels, kernel, flat, bias=bias
         )
     return Comparison(

@@ -124,7 +124,7 @@ def conv_cost(
 ) -> Cost:
     """``torch.nn.Conv{d}d`` with the given output size: one kernel shared by every position."""
     return _bank_cost(
-        "convolution",
+        "conv",
         1,
         in_channels,
         out_channels,
@@ -191,7 +191,7 @@ def locally_connected_cost(
     """
     out = _sizes(output_size, "output_size", "locally_connected_cost")
     return _bank_cost(
-        "locally connected",
+        "locally_connected",
         math.prod(out),
         in_channels,
         out_channels,
@@ -229,7 +229,7 @@ def depthwise_separable_cost(
         "pointwise", 1, mid, out_channels, (1,) * len(out), out, 1, bias, False, where
     )
     return Cost(
-        "depthwise separable",
+        "depthwise_separable",
         depthwise.params + pointwise.params,
         depthwise.macs + pointwise.macs,
     )

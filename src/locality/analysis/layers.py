@@ -1,4 +1,4 @@
-"""Which of the four kinds a module is, and its closed-form cost."""
+"""Which kind a module is, and its closed-form cost, read from its ``Connectivity``."""
 
 from __future__ import annotations
 
@@ -8,36 +8,37 @@ from collections.abc import Sequence
 from torch import nn
 
 from locality._arguments import check_initialised, check_module, check_shape
-from locality.analysis.counts import (
-    Cost,
-    conv_cost,
-    dense_cost,
-    locally_connected_cost,
-    tiled_cost,
-)
-from locality.layers._base import _ConnectivityNd
-from locality.layers.local import _LocallyConnectedNd
-from locality.layers.tiled import _TiledConvNd
+from locality.analysis.counts import Cost
+from locality.connectivity import KINDS as CONNECTIVITY_KINDS
+from locality.connectivity import Connectivity
 
 __all__ = ["KINDS", "kind_of", "layer_cost"]
 
-KINDS = ("dense", "locally connected", "tiled", "convolution", "other")
+# The kinds of locality.Connectivity, and "other" for modules without one.
+KINDS = (*CONNECTIVITY_KINDS, "other")
 
-_CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
+
+def _connectivity(module: nn.Module) -> Connectivity | None:
+    """The module's connectivity, or None for a module of kind "other"."""
+    try:
+        return Connectivity.of(module)
+    except TypeError:
+        return None
 
 
 def kind_of(module: nn.Module) -> str:
-    """One of ``KINDS``. Transposed convolutions and everything else are ``"other"``."""
+    """One of ``KINDS``: the connectivity's kind. Transposed convolutions and everything else
+    without a ``Connectivity`` are ``"other"``."""
     check_module(module, "module", "kind_of")
     if isinstance(module, nn.Linear):
-        return "dense"
-    if isinstance(module, _LocallyConnectedNd):
-        return "locally connected"
-    if isinstance(module, _TiledConvNd):
-        return "tiled"
-    if isinstance(module, _CONVS):
-        return "convolution"
-    return "other"
+        return "dense"  # also before a LazyLinear has its sizes
+    if isinstance(module, (nn.Conv1d, nn.Conv2d, nn.Conv3d)):
+        return "conv"
+    kind = getattr(type(module), "_kind", None)  # this library's layers, also while lazy
+    if isinstance(kind, str):
+        return kind
+    connectivity = _connectivity(module)
+    return "other" if connectivity is None else connectivity.kind
 
 
 def layer_cost(module: nn.Module, output_shape: Sequence[int]) -> Cost | None:
@@ -48,41 +49,30 @@ def layer_cost(module: nn.Module, output_shape: Sequence[int]) -> Cost | None:
     """
     where = "layer_cost"
     check_module(module, "module", where)
-    bias = getattr(module, "bias", None) is not None
-    if isinstance(module, nn.Linear):
-        check_initialised(module, "module", where)
-        shape = check_shape(output_shape, "output_shape", where)
-        if shape[-1] != module.out_features:
-            raise ValueError(
-                f"{where}: output_shape must end with out_features={module.out_features} for "
-                f"this Linear, got {shape}"
-            )
-        dense = dense_cost(module.in_features, module.out_features, bias)
-        positions = math.prod(shape[:-1])
-        return Cost("dense", dense.params, dense.macs * positions)
-    if not isinstance(module, (*_CONVS, _ConnectivityNd)):  # kind "other"
+    if kind_of(module) == "other":
         return None
     check_initialised(module, "module", where)
-    c_in, c_out, groups = module.in_channels, module.out_channels, module.groups
-    kernel = tuple(module.kernel_size)
-    shape = check_shape(output_shape, "output_shape", where, length=len(kernel) + 1)
-    grid = shape[1:]
+    connectivity = Connectivity.of(module)
+    c_out = connectivity.out_channels
+    if connectivity.d == 0:
+        shape = check_shape(output_shape, "output_shape", where)
+        if shape[-1] != c_out:
+            raise ValueError(
+                f"{where}: output_shape must end with out_features={c_out} for this "
+                f"{type(module).__name__}, got {shape}"
+            )
+        positions = math.prod(shape[:-1])
+        return Cost("dense", connectivity.parameters, connectivity.macs() * positions)
+    shape = check_shape(output_shape, "output_shape", where, length=connectivity.d + 1)
     if shape[0] != c_out:
         raise ValueError(
             f"{where}: output_shape must start with out_channels={c_out} for this "
             f"{type(module).__name__}, got {shape}"
         )
-    if isinstance(module, _LocallyConnectedNd) and grid != module.output_size:
+    fixed = None if connectivity.input_size is None else connectivity.output_size()
+    if fixed is not None and shape[1:] != fixed:
         raise ValueError(
             f"{where}: output_shape must have this {type(module).__name__}'s output size "
-            f"{module.output_size}, got {shape}"
+            f"{fixed}, got {shape}"
         )
-    if isinstance(module, _TiledConvNd):
-        return tiled_cost(
-            c_in, c_out, kernel, grid, module.tile_size, groups, bias, module.shared_bias
-        )
-    if isinstance(module, _LocallyConnectedNd):
-        return locally_connected_cost(
-            c_in, c_out, kernel, grid, groups=groups, bias=bias, shared_bias=module.shared_bias
-        )
-    return conv_cost(c_in, c_out, kernel, grid, groups=groups, bias=bias)
+    return Cost(connectivity.kind, connectivity.parameters, connectivity.macs(shape[1:]))

@@ -1,13 +1,10 @@
 """Receptive fields: which input positions one output unit depends on, and the cumulative stride.
 
-Through a layer with kernel ``k``, stride ``s``, padding ``p`` (before) and dilation ``l``, a
-receptive field of size ``r``, jump (cumulative stride) ``j`` and start ``a`` becomes
-
-    r' = r + l (k - 1) j,    j' = j s,    a' = a - p j,
-
-per spatial dimension (Araujo, Norris and Sim, "Computing receptive fields of convolutional
-neural networks", Distill 2019). The four kinds of layer share this geometry: sharing weights
-changes what a unit computes, never where it looks. A dense layer looks at the whole input.
+Composed layer by layer with the formula of ``locality.geometry`` (Araujo, Norris and Sim,
+"Computing receptive fields of convolutional neural networks", Distill 2019), from each layer's
+``Sliding`` (``locality.connectivity.sliding_of``). Every kind of layer has its convolution's
+geometry: sharing weights changes what a unit computes, never where it looks. A dense layer
+looks at the whole input.
 
 The sizes are the theoretical ones: a field may reach past the input into the padding.
 """
@@ -21,21 +18,11 @@ from typing import Literal
 import torch
 from torch import nn
 
-from locality._arguments import padding_amounts
-from locality.analysis.trace import example_input, run_with_hooks
-from locality.layers._base import _ConnectivityNd
+from locality.analysis.trace import example_input, left_unchanged, run_with_hooks
+from locality.connectivity import sliding_of
+from locality.geometry import Geometry, Sliding
 
-__all__ = ["ReceptiveField", "Geometry", "geometry_of", "ReceptiveFieldTracker", "receptive_field"]
-
-
-@dataclass(frozen=True)
-class Geometry:
-    """How a sliding-window layer maps output positions to input positions, per dimension."""
-
-    kernel_size: tuple[int, ...]
-    stride: tuple[int, ...]
-    padding: tuple[int, ...]  # before each dimension; the amount after does not move the field
-    dilation: tuple[int, ...]
+__all__ = ["ReceptiveField", "geometry_of", "ReceptiveFieldTracker", "receptive_field"]
 
 
 @dataclass(frozen=True)
@@ -70,26 +57,17 @@ class ReceptiveField:
         """Whether every output unit sees the whole input."""
         return self.size is None
 
-    def then(self, geometry: Geometry | None) -> ReceptiveField:
-        """The field after one more layer; ``None`` geometry means a dense (global) layer."""
-        if geometry is None or self.size is None:
+    def then(self, sliding: Sliding | None) -> ReceptiveField:
+        """The field after one more layer; ``None`` means a dense (global) layer."""
+        if sliding is None or self.size is None:
             return ReceptiveField.whole_input()
-        if len(geometry.kernel_size) != len(self.jump):
+        if len(sliding.kernel_size) != len(self.jump):
             raise ValueError(
-                f"ReceptiveField.then: a {len(geometry.kernel_size)}-D layer cannot follow a "
+                f"ReceptiveField.then: a {len(sliding.kernel_size)}-D layer cannot follow a "
                 f"{len(self.jump)}-D field"
             )
-        size = tuple(
-            r + dl * (k - 1) * j
-            for r, k, dl, j in zip(
-                self.size, geometry.kernel_size, geometry.dilation, self.jump, strict=True
-            )
-        )
-        jump = tuple(j * s for j, s in zip(self.jump, geometry.stride, strict=True))
-        start = tuple(
-            a - p * j for a, p, j in zip(self.start, geometry.padding, self.jump, strict=True)
-        )
-        return ReceptiveField(size, jump, start)
+        after = Geometry(self.jump, self.size, self.start).after(sliding)
+        return ReceptiveField(after.receptive_field, after.stride, after.offset)
 
     def window(self, position: Sequence[int]) -> tuple[range, ...]:
         """Input coordinates seen by the output at ``position`` (may reach into padding)."""
@@ -106,7 +84,6 @@ class ReceptiveField:
         )
 
 
-_POOLS = (nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d, nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d)
 _GLOBAL = (
     nn.Linear,
     nn.Bilinear,
@@ -119,28 +96,16 @@ _GLOBAL = (
 )
 
 
-def _tuple(value: int | Sequence[int], d: int) -> tuple[int, ...]:
-    return (value,) * d if isinstance(value, int) else tuple(value)
-
-
-def geometry_of(module: nn.Module, d: int) -> Geometry | None | Literal[False]:
+def geometry_of(module: nn.Module, d: int) -> Sliding | None | Literal[False]:
     """The sliding-window geometry of ``module`` on a ``d``-D input.
 
-    Returns a ``Geometry`` for convolutions (and the project's layers) and pooling,
+    Returns a ``Sliding`` for convolutions (and every layer with a ``Connectivity``) and pooling,
     ``None`` for layers that see the whole input (dense, adaptive pooling), and ``False`` for
     anything else (its effect, if any, is not known here).
     """
-    if isinstance(module, (nn.modules.conv._ConvNd, _ConnectivityNd)) and not getattr(
-        module, "transposed", False
-    ):
-        kernel, stride, dilation = module.kernel_size, module.stride, module.dilation
-        pads = padding_amounts(module.padding, kernel, stride, dilation)
-        return Geometry(tuple(kernel), tuple(stride), tuple(lo for lo, _ in pads), tuple(dilation))
-    if isinstance(module, _POOLS):
-        kernel = _tuple(module.kernel_size, d)
-        stride = _tuple(module.stride or module.kernel_size, d)
-        dilation = _tuple(getattr(module, "dilation", 1), d)
-        return Geometry(kernel, stride, _tuple(module.padding, d), dilation)
+    sliding = sliding_of(module, d)
+    if sliding is not None:
+        return sliding
     if isinstance(module, _GLOBAL):
         return None
     return False
@@ -187,8 +152,9 @@ def receptive_field(model: nn.Module, input_shape: Sequence[int]) -> ReceptiveFi
     """The receptive field of ``model``'s output for one example of shape ``input_shape``.
 
     ``input_shape`` leaves out the batch dimension, e.g. ``(3, 224, 224)``. Runs one forward
-    pass on the model's device (``"meta"`` works, for models too large to allocate). ``None``
-    when a layer of unknown geometry changes the spatial size.
+    pass on the model's device (``"meta"`` works, for models too large to allocate), in eval
+    mode; the model comes back unchanged (as for ``summary``). ``None`` when a layer of unknown
+    geometry changes the spatial size.
     """
     x = example_input(model, input_shape, "receptive_field")
     tracker = ReceptiveFieldTracker(x)
@@ -197,5 +163,6 @@ def receptive_field(model: nn.Module, input_shape: Sequence[int]) -> ReceptiveFi
     def record(name: str, module: nn.Module, input: torch.Tensor, output: torch.Tensor) -> None:
         field[0] = tracker.update(module, input, output)
 
-    run_with_hooks(model, x, record, "receptive_field")
+    with left_unchanged(model) as run:
+        run_with_hooks(run, x, record, "receptive_field")
     return field[0]

@@ -25,17 +25,9 @@ from torch.utils.flop_counter import FlopCounterMode
 from locality.analysis.counts import format_bytes, format_count
 from locality.analysis.layers import kind_of, layer_cost
 from locality.analysis.receptive_field import ReceptiveField, ReceptiveFieldTracker
-from locality.analysis.trace import example_input, run_with_hooks
+from locality.analysis.trace import example_input, left_unchanged, run_with_hooks
 
 __all__ = ["LayerRow", "Summary", "summary"]
-
-_SHORT_KIND = {
-    "dense": "dense",
-    "locally connected": "local",
-    "tiled": "tiled",
-    "convolution": "conv",
-    "other": "other",
-}
 
 
 @dataclass(frozen=True)
@@ -135,7 +127,7 @@ def _cells(row: LayerRow) -> tuple[str, ...]:
     label = f"{row.name} {row.type}" if row.name else row.type
     return (
         label,
-        _SHORT_KIND[row.kind],
+        row.kind,
         "x".join(map(str, row.output_shape)),
         f"{row.params:,}",
         f"{row.macs:,}",
@@ -151,8 +143,10 @@ def summary(model: nn.Module, input_shape: Sequence[int]) -> Summary:
         model: any module; its leaf modules become the rows, in the order they run.
         input_shape: e.g. ``(3, 224, 224)``.
 
-    The pass runs on the model's device and dtype without gradients; build the model with
-    ``device="meta"`` to summarise one too large to allocate.
+    The pass runs on the model's device and dtype without gradients, in eval mode; the model
+    comes back unchanged (training flags, BatchNorm statistics, lazy layers still lazy: those are
+    summarised on a copy). Build the model with ``device="meta"`` to summarise one too large to
+    allocate.
 
     Example::
 
@@ -162,6 +156,13 @@ def summary(model: nn.Module, input_shape: Sequence[int]) -> Summary:
     """
     where = "summary"
     x = example_input(model, input_shape, where)
+    with left_unchanged(model) as run:
+        return _summary(run, x, tuple(input_shape), where)
+
+
+def _summary(
+    model: nn.Module, x: torch.Tensor, input_shape: tuple[int, ...], where: str
+) -> Summary:
     tracker = ReceptiveFieldTracker(x)
     calls: list[tuple[str, nn.Module, tuple[int, ...], ReceptiveField | None]] = []
 

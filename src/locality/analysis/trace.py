@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import copy
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 
 import torch
 from torch import nn
+from torch.nn.modules.lazy import LazyModuleMixin
 
 from locality._arguments import check_module, check_shape
 from locality._memory import check_allocation
 
-__all__ = ["example_input", "run_with_hooks"]
+__all__ = ["example_input", "left_unchanged", "run_with_hooks"]
 
 LeafCallback = Callable[[str, nn.Module, torch.Tensor, torch.Tensor], None]
 
@@ -28,6 +31,27 @@ def example_input(model: nn.Module, input_shape: Sequence[int], where: str) -> t
     device, dtype = (None, None) if param is None else (param.device, param.dtype)
     check_allocation((1, *shape), dtype, device, where)
     return torch.zeros(1, *shape, device=device, dtype=dtype)
+
+
+@contextmanager
+def left_unchanged(model: nn.Module) -> Iterator[nn.Module]:
+    """The module to run an analysis on, so that ``model`` comes back as it was.
+
+    ``model`` itself in eval mode (BatchNorm's running statistics and ``num_batches_tracked``
+    stay as they are; every module's training flag is restored afterwards), or a copy of it
+    when it holds lazy modules, which a forward pass would materialise.
+    """
+    lazy = any(
+        isinstance(m, LazyModuleMixin) and m.has_uninitialized_params() for m in model.modules()
+    )
+    run = copy.deepcopy(model) if lazy else model
+    modes = {module: module.training for module in run.modules()}
+    run.eval()
+    try:
+        yield run
+    finally:
+        for module, training in modes.items():
+            module.training = training
 
 
 def _first_tensor(value: object) -> torch.Tensor | None:

@@ -17,8 +17,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "summary",
         help="per-layer kind, output shape, parameters, MACs and receptive field of a model",
-        description="Build a model and print one row per leaf module: kind (dense / local / "
-        "tiled / conv / other), output shape, parameters, multiply-accumulates, receptive "
+        description="Build a model and print one row per leaf module: kind (dense / "
+        "locally_connected / tiled / conv / ... / other), output shape, parameters, multiply-accumulates, receptive "
         "field and cumulative stride, with totals. FLOPs = 2 x MACs; the total is checked "
         "against torch.utils.flop_counter.FlopCounterMode.",
         epilog="examples:\n"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-FAMILY_CHOICES = ("dense", "locally_connected", "tiled", "conv")
+FAMILY_CHOICES = ("dense", "locally_connected", "tiled", "conv", "region", "lowrank")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -26,6 +26,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--tile-size", type=int, default=None, help="kernel period for --model tiled"
     )
+    parser.add_argument(
+        "--regions", type=int, default=None, help="regions per dimension for --model region"
+    )
+    parser.add_argument("--rank", type=int, default=None, help="basis kernels for --model lowrank")
     add_optimisation_arguments(parser)
     parser.add_argument(
         "--eval-every", type=int, default=500, help="steps between test evaluations"
@@ -65,6 +69,16 @@ def run(args: argparse.Namespace) -> int:
         )
     if args.model == "tiled" and args.tile_size is None:
         raise SystemExit("locality train: --model tiled needs --tile-size (for example 2)")
+    for flag, value, family in (
+        ("--regions", args.regions, "region"),
+        ("--rank", args.rank, "lowrank"),
+    ):
+        if value is not None and args.model != family:
+            raise SystemExit(
+                f"locality train: {flag} is only for --model {family}, got --model {args.model}"
+            )
+        if args.model == family and value is None:
+            raise SystemExit(f"locality train: --model {family} needs {flag} (for example 2)")
     try:
         config = TrainConfig(
             steps=args.steps,
@@ -86,6 +100,8 @@ def run(args: argparse.Namespace) -> int:
             dataset,
             config,
             tile_size=args.tile_size,
+            regions=args.regions,
+            rank=args.rank,
             run_dir=args.out,
             resume=args.resume,
             device=args.device,

@@ -4,11 +4,13 @@
   convolution, 1x1 convolution);
 - ``projection``: least-squares projections towards more sharing;
 - ``localize``: whole-model surgery from convolutions to less-shared kinds;
+- ``between``: to region-shared, mapped and low-rank layers (exact or least squares);
 - ``fcn``: rewrite a classifier's head into convolutions with torch.fx;
 - ``windows``: sliding windows, shift-and-stitch;
 - ``geometry``: output stride, receptive field, offset, window boxes.
 """
 
+from locality.convert.between import to_lowrank, to_mapped, to_region
 from locality.convert.fcn import fully_convolutional
 from locality.convert.geometry import Geometry, WindowBoxes, window_boxes
 from locality.convert.lattice import (
@@ -41,4 +43,7 @@ __all__ = [
     "localize",
     "keep_first",
     "keep_1x1",
+    "to_region",
+    "to_mapped",
+    "to_lowrank",
 ]

@@ -8,7 +8,7 @@ position uses comes from ``Connectivity.per_position``, the one copy of the map.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -17,7 +17,7 @@ from torch import nn
 
 from locality._arguments import Padding, check_initialised
 from locality._memory import check_allocation
-from locality.connectivity import Connectivity, bank_of
+from locality.connectivity import Connectivity, Periodic, bank_of
 from locality.layers.local import LocallyConnected1d, LocallyConnected2d, LocallyConnected3d
 from locality.layers.tiled import TiledConv1d, TiledConv2d, TiledConv3d
 
@@ -27,10 +27,14 @@ CONV: dict[int, Callable[..., nn.modules.conv._ConvNd]] = {
     2: nn.Conv2d,
     3: nn.Conv3d,
 }
-TILED = {1: TiledConv1d, 2: TiledConv2d, 3: TiledConv3d}
-LOCAL = {1: LocallyConnected1d, 2: LocallyConnected2d, 3: LocallyConnected3d}
+TILED: dict[int, Callable[..., nn.Module]] = {1: TiledConv1d, 2: TiledConv2d, 3: TiledConv3d}
+LOCAL: dict[int, Callable[..., nn.Module]] = {
+    1: LocallyConnected1d,
+    2: LocallyConnected2d,
+    3: LocallyConnected3d,
+}
 # The kinds a bank can be built as, and what to call them in messages.
-LAYERS: dict[str, tuple[dict[int, Callable[..., nn.Module]], str]] = {
+LAYERS: dict[str, tuple[Mapping[int, Callable[..., nn.Module]], str]] = {
     "conv": (CONV, "Conv1d/2d/3d"),
     "tiled": (TILED, "TiledConv1d/2d/3d"),
     "locally_connected": (LOCAL, "LocallyConnected1d/2d/3d"),
@@ -134,10 +138,19 @@ def read_bank(layer: nn.Module, where: str, kinds: Sequence[str] = BANK_KINDS) -
     weight = bank_of(layer).detach()
     bias = getattr(layer, "bias", None)
     bias = None if bias is None else bias.detach()
+    if connectivity.map.soft:
+        # A soft map mixes its bank at each position: read it as the locally connected layer
+        # it computes (its kernels, and its bias, are per position).
+        out = connectivity.output_size()
+        weight = connectivity.per_position(weight, out)
+        connectivity = replace(
+            connectivity, kind="locally_connected", bank_shape=out, map=Periodic(), bias_shape=None
+        )
     shared = bias is not None and bias.dim() == 1
     if bias is not None and shared:
         bias = bias.expand(*connectivity.bank_shape, connectivity.out_channels)
-    padding = getattr(layer, "padding", connectivity.padding)
+    padding = layer.padding
+    assert isinstance(padding, (str, tuple))
     return Bank(
         connectivity=connectivity,
         weight=weight,
@@ -179,9 +192,11 @@ def build(
     else:
         raise ValueError("build: a locally connected layer needs input_size")
     layer = LAYERS[kind][0][d](**common)
+    new_weight, new_bias = layer.weight, layer.bias
+    assert isinstance(new_weight, torch.Tensor)
     with torch.no_grad():
-        layer.weight.copy_(weight)
-        if bank.bias is not None and layer.bias is not None:
+        new_weight.copy_(weight)
+        if bank.bias is not None and isinstance(new_bias, torch.Tensor):
             flat = bank.bias.reshape(-1, bank.out_channels)
-            layer.bias.copy_(flat[0] if kind == "conv" or shared_bias else bank.bias)
+            new_bias.copy_(flat[0] if kind == "conv" or shared_bias else bank.bias)
     return layer

@@ -181,12 +181,14 @@ def _linear(weight: torch.Tensor, bias: torch.Tensor | None) -> nn.Linear:
 def to_locally_connected(
     layer: nn.Module, input_size: IntOrTuple, shared_bias: bool | None = None
 ) -> nn.Module:
-    """Untie a convolution's (or tiled convolution's) kernels: one copy per output position.
+    """Untie a layer's kernels: one copy per output position, computing the same function.
 
     The DeepFace recipe: start a locally connected layer from a trained convolution.
 
     Args:
-        layer: ``nn.Conv1d/2d/3d`` or ``TiledConv1d/2d/3d``.
+        layer: ``nn.Conv1d/2d/3d`` or any forward layer of this library (tiled, region-shared,
+            mapped, low-rank, locally connected): whatever its map, position ``p`` gets the
+            kernel the layer uses there.
         input_size: spatial size of the inputs the new layer will take (int or tuple).
         shared_bias: keep one bias per channel; ``None`` keeps the source's sharing (a Conv's
             bias is shared), ``False`` unties it too.
@@ -195,7 +197,9 @@ def to_locally_connected(
         ``LocallyConnected{d}d`` with ``weight[p] = layer's kernel at output position p``.
     """
     where = "to_locally_connected"
-    bank = read_bank(layer, where, kinds=("conv", "tiled"))
+    # A locally connected layer is refused: it already is one.
+    kinds = tuple(k for k in FORWARD_KINDS if k != "locally_connected")
+    bank = read_bank(layer, where, kinds=kinds)
     size = ntuple(input_size, bank.d, "input_size", where=where)
     share = _sharing(bank, shared_bias, where)
     out = output_size(size, bank.kernel_size, bank.stride, bank.pads(), bank.dilation, where=where)

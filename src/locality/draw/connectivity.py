@@ -15,11 +15,9 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 from torch import nn
 
-from locality._arguments import check_initialised, check_int, padding_amounts
+from locality._arguments import check_initialised, check_int
+from locality.connectivity import Connectivity, Periodic
 from locality.draw.palette import weight_colour
-from locality.layers._base import _ConnectivityNd
-from locality.layers.local import _LocallyConnectedNd
-from locality.layers.tiled import _TiledConvNd
 
 __all__ = [
     "Wiring",
@@ -166,33 +164,40 @@ def _wiring_of(layer: nn.Module, n_in: int | None, where: str) -> Wiring:
             )
         wiring = _dense_wiring(layer.in_features, layer.out_features, where)
         return replace(wiring, title=f"Linear({layer.in_features}, {layer.out_features})")
-    if isinstance(layer, _LocallyConnectedNd):
-        if n_in is not None and n_in != layer.input_size[0]:
-            raise ValueError(
-                f"{where}: n_in must be the layer's input_size {layer.input_size[0]} (or None), "
-                f"got {n_in}"
-            )
-        n_in = layer.input_size[0]
-        grid: int | None = None
-    elif isinstance(layer, _TiledConvNd):
-        grid = layer.tile_size[0]
-    elif isinstance(layer, nn.Conv1d):
-        grid = 1
-    else:
+    try:
+        connectivity = Connectivity.of(layer)
+    except TypeError:
+        connectivity = None
+    if connectivity is None or connectivity.map.soft:
         raise TypeError(
-            f"{where}: layer must be Linear, Conv1d, TiledConv1d or LocallyConnected1d, got "
-            f"{type(layer).__name__}"
+            f"{where}: layer must be Linear, Conv1d, TiledConv1d, LocallyConnected1d or another "
+            f"layer of locality with a kernel map, got {type(layer).__name__}"
         )
-    if len(layer.kernel_size) != 1:
+    if connectivity.d != 1:
         raise ValueError(
-            f"{where}: layer must be 1-D, got a {len(layer.kernel_size)}-D "
+            f"{where}: layer must be 1-D, got a {connectivity.d}-D "
             f"{type(layer).__name__} (use tile_map_figure for 2-D layers)"
         )
+    if connectivity.input_size is not None:
+        if n_in is not None and n_in != connectivity.input_size[0]:
+            raise ValueError(
+                f"{where}: n_in must be the layer's input_size {connectivity.input_size[0]} (or "
+                f"None), got {n_in}"
+            )
+        n_in = connectivity.input_size[0]
     if n_in is None:
         raise ValueError(f"{where}: n_in (the input length) is needed for {type(layer).__name__}")
-    (k,), (s,), (dl,) = layer.kernel_size, layer.stride, layer.dilation
-    ((before, _),) = padding_amounts(layer.padding, (k,), (s,), (dl,))
+    (k,), (s,), (dl,) = connectivity.kernel_size, connectivity.stride, connectivity.dilation
+    ((before, _),) = connectivity.padding
+    # a kernel per output (grid None) unless the map repeats: then kernel i mod grid
+    periodic = isinstance(connectivity.map, Periodic) and connectivity.kind != "locally_connected"
+    grid = connectivity.bank_shape[0] if periodic else None
     wiring = _bank_wiring(n_in, k, grid, s, before, dl, where)
+    if not periodic and connectivity.kind != "locally_connected":
+        index = connectivity.kernel_index((wiring.n_out,)).tolist()
+        edges = tuple((i, j, index[i], tap) for i, j, _, tap in wiring.edges)
+        title = connectivity.kind.replace("_", " ")
+        wiring = replace(wiring, edges=edges, kernels=connectivity.num_kernels, title=title)
     return replace(wiring, title=f"{type(layer).__name__}: {wiring.title}")
 
 
@@ -320,11 +325,13 @@ def layer_figure(layer: nn.Module, n_in: int | None = None) -> Figure:
     wiring = _wiring_of(layer, n_in, "layer_figure")
     params = sum(p.numel() for p in layer.parameters())
     caption = _count_caption(wiring).replace(" parameters", " weights shown")
-    if isinstance(layer, (nn.modules.conv._ConvNd, _ConnectivityNd)):
-        per_swatch = layer.out_channels * layer.in_channels // layer.groups
+    connectivity = Connectivity.of(layer)
+    if connectivity.d > 0:
+        per_swatch = connectivity.out_channels * connectivity.in_channels // connectivity.groups
         if per_swatch > 1:
             caption += (
-                f"\neach stands for {layer.out_channels} x {layer.in_channels // layer.groups} "
+                f"\neach stands for {connectivity.out_channels} x "
+                f"{connectivity.in_channels // connectivity.groups} "
                 f"channel weights: {wiring.weights * per_swatch:,} weights"
             )
     caption += f"\nthe layer holds {params:,} parameters (with biases)"

@@ -6,8 +6,8 @@ locally connected layer colours every position differently.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 
 import torch
 from matplotlib.axes import Axes
@@ -15,12 +15,10 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 from torch import nn
 
-from locality._arguments import check_initialised, check_shape, output_size, padding_amounts
+from locality._arguments import check_initialised, check_shape
 from locality._memory import check_allocation
+from locality.connectivity import Connectivity, Periodic
 from locality.draw.palette import kernel_colour
-from locality.layers._base import _ConnectivityNd
-from locality.layers.local import _LocallyConnectedNd
-from locality.layers.tiled import _TiledConvNd
 
 __all__ = ["kernel_map", "tile_map_figure"]
 
@@ -28,50 +26,57 @@ __all__ = ["kernel_map", "tile_map_figure"]
 MAX_CELLS = 10_000
 
 
-def _bank_and_output(
-    layer: nn.Module, input_size: Sequence[int] | None, where: str
-) -> tuple[tuple[int, ...], tuple[int, ...]]:
-    if not isinstance(layer, (_LocallyConnectedNd, _TiledConvNd, nn.Conv1d, nn.Conv2d, nn.Conv3d)):
+def _connectivity(layer: nn.Module, where: str) -> Connectivity:
+    if isinstance(layer, nn.Module):
+        check_initialised(layer, "layer", where)
+    try:
+        connectivity = Connectivity.of(layer) if isinstance(layer, nn.Module) else None
+    except TypeError:
+        connectivity = None
+    if connectivity is None or connectivity.d == 0 or connectivity.map.soft:
         raise TypeError(
-            f"{where}: layer must be a convolution, TiledConv or LocallyConnected layer, got "
-            f"{type(layer).__name__}"
+            f"{where}: layer must be a convolution or a layer of locality with a kernel map "
+            f"(TiledConv, LocallyConnected, ...), got {type(layer).__name__}"
         )
-    check_initialised(layer, "layer", where)
-    d = len(layer.kernel_size)
+    return connectivity
+
+
+def _output(
+    connectivity: Connectivity, layer: nn.Module, input_size: Sequence[int] | None, where: str
+) -> tuple[int, ...]:
+    d = connectivity.d
     size = None if input_size is None else check_shape(input_size, "input_size", where, length=d)
-    if isinstance(layer, _LocallyConnectedNd):
-        if size is not None and size != layer.input_size:
+    if connectivity.input_size is not None:
+        if size is not None and size != connectivity.input_size:
             raise ValueError(
                 f"{where}: input_size must be the {type(layer).__name__}'s own "
-                f"{layer.input_size} (or None), got {size}"
+                f"{connectivity.input_size} (or None), got {size}"
             )
-        return layer.output_size, layer.output_size
+        return connectivity.output_size()
     if size is None:
         raise ValueError(f"{where}: input_size is needed for {type(layer).__name__}")
-    pads = padding_amounts(layer.padding, layer.kernel_size, layer.stride, layer.dilation)
-    out = output_size(size, layer.kernel_size, layer.stride, pads, layer.dilation, where)
-    grid = layer.tile_size if isinstance(layer, _TiledConvNd) else (1,) * len(out)
-    return tuple(min(t, o) for t, o in zip(grid, out, strict=True)), out
+    return connectivity.sliding.output_size(size, where)
 
 
 def kernel_map(layer: nn.Module, input_size: Sequence[int] | None = None) -> torch.Tensor:
     """Index of the kernel used at each output position: an int64 tensor of the output size.
 
-    Kernels are numbered in row-major order of the bank; position ``p`` uses
-    ``ravel(p mod grid)``. ``input_size`` (spatial) is needed except for a locally connected
-    layer, which knows it.
+    The layer's ``connectivity.kernel_index``, with the kernels the output uses numbered in
+    row-major order: for a tiled layer, ``ravel(p mod min(tile_size, output_size))`` (a tile
+    larger than the output holds kernels no position uses). ``input_size`` (spatial) is needed
+    except for a layer with a fixed input size (locally connected), which knows it.
     """
     return _kernel_map(layer, input_size, "kernel_map")
 
 
 def _kernel_map(layer: nn.Module, input_size: Sequence[int] | None, where: str) -> torch.Tensor:
-    grid, out = _bank_and_output(layer, input_size, where)
+    connectivity = _connectivity(layer, where)
+    out = _output(connectivity, layer, input_size, where)
     check_allocation(out, torch.int64, None, where)
-    axes = torch.meshgrid(*(torch.arange(n) for n in out), indexing="ij")
-    index = torch.zeros(out, dtype=torch.int64)
-    for coordinate, g in zip(axes, grid, strict=True):
-        index = index * g + coordinate % g
-    return index
+    if isinstance(connectivity.map, Periodic):
+        used = tuple(min(b, o) for b, o in zip(connectivity.bank_shape, out, strict=True))
+        connectivity = replace(connectivity, bank_shape=used, input_size=None)
+    return connectivity.kernel_index(out)
 
 
 def _draw_map(index: torch.Tensor, kernels: int, ax: Axes, title: str) -> None:
@@ -132,10 +137,11 @@ def tile_map_figure(
     if not layers:
         raise ValueError(f"{where}: layers must hold at least one layer, got none")
     for layer in layers:
-        if len(getattr(layer, "kernel_size", ())) != 2:
+        connectivity = _connectivity(layer, where)
+        if connectivity.d != 2:
             raise ValueError(
                 f"{where}: layers must be 2-D, got {type(layer).__name__} with "
-                f"kernel_size {getattr(layer, 'kernel_size', None)}"
+                f"kernel_size {connectivity.kernel_size}"
             )
     indices = [_kernel_map(layer, input_size, where) for layer in layers]
     for layer, index in zip(layers, indices, strict=True):
@@ -149,10 +155,11 @@ def tile_map_figure(
     axes = figure.subplots(1, len(layers), squeeze=False)[0]
     for ax, layer, index in zip(axes, layers, indices, strict=True):
         kernels = int(index.max()) + 1
-        bank = math.prod(layer.weight.shape[:2]) if isinstance(layer, _ConnectivityNd) else 1
+        connectivity = Connectivity.of(layer)
+        bank = connectivity.num_kernels
         name = type(layer).__name__
-        if isinstance(layer, _TiledConvNd):
-            name += f", tile {layer.tile_size[0]}x{layer.tile_size[1]}"
+        if connectivity.kind == "tiled":
+            name += f", tile {connectivity.bank_shape[0]}x{connectivity.bank_shape[1]}"
         size = "x".join(map(str, index.shape))
         word = "kernel" if bank == 1 else "kernels"
         _draw_map(index, kernels, ax, f"{name}\n{bank} {word} over {size} outputs")

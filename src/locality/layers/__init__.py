@@ -8,6 +8,17 @@ from locality.layers.lazy import (
     LazyTiledConv2d,
     LazyTiledConv3d,
 )
+from locality.layers.lazy_between import (
+    LazyLocallyConnectedTranspose1d,
+    LazyLocallyConnectedTranspose2d,
+    LazyLocallyConnectedTranspose3d,
+    LazyLowRankLocallyConnected1d,
+    LazyLowRankLocallyConnected2d,
+    LazyLowRankLocallyConnected3d,
+    LazyRegionConv1d,
+    LazyRegionConv2d,
+    LazyRegionConv3d,
+)
 from locality.layers.local import LocallyConnected1d, LocallyConnected2d, LocallyConnected3d
 from locality.layers.lowrank import (
     LowRankLocallyConnected1d,
@@ -62,4 +73,13 @@ __all__ = [
     "TiledConvTranspose1d",
     "TiledConvTranspose2d",
     "TiledConvTranspose3d",
+    "LazyRegionConv1d",
+    "LazyRegionConv2d",
+    "LazyRegionConv3d",
+    "LazyLowRankLocallyConnected1d",
+    "LazyLowRankLocallyConnected2d",
+    "LazyLowRankLocallyConnected3d",
+    "LazyLocallyConnectedTranspose1d",
+    "LazyLocallyConnectedTranspose2d",
+    "LazyLocallyConnectedTranspose3d",
 ]

@@ -63,9 +63,10 @@ class _ConnectivityNd(nn.Module):
         d = self._d
         where = type(self).__name__
         check_channels(in_channels, out_channels, groups, where)
-        self.in_channels = in_channels
-        self.out_channels = out_channels
-        self.groups = groups
+        # ints, as torch.nn.Conv2d keeps them, also when NumPy integers came
+        self.in_channels = int(in_channels)
+        self.out_channels = int(out_channels)
+        self.groups = int(groups)
         self.kernel_size = ntuple(kernel_size, d, "kernel_size", where=where)
         self.stride = ntuple(stride, d, "stride", where=where)
         self.dilation = ntuple(dilation, d, "dilation", where=where)

@@ -130,9 +130,31 @@ class _LazyConnectivity(LazyModuleMixin, _ConnectivityNd):
         return {"in_channels": shape[self._d + 1] * self.groups}
 
 
-class _LazyLocallyConnectedNd(_LazyConnectivity, _LocallyConnectedNd):
+class _LazyInputSize(_LazyConnectivity):
+    """A lazy layer whose ``input_size`` (fixed once known) also comes from the first input."""
+
     input_size: tuple[int, ...] | None  # type: ignore[assignment]  # None until the first input
 
+    def _sizes_known(self) -> bool:
+        return super()._sizes_known() and self.input_size is not None
+
+    def _fixed_input_size(self) -> tuple[int, ...] | None:
+        return self.input_size
+
+    @property
+    def output_size(self) -> tuple[int, ...]:
+        if self.input_size is None:
+            raise self._unknown("output_size")
+        return super().output_size  # type: ignore[misc]  # of the layer class it is mixed into
+
+    def _inferred_sizes(self, input: torch.Tensor) -> dict[str, Any]:
+        sizes = super()._inferred_sizes(input)
+        input_size = tuple(int(n) for n in input.shape[-self._d :])
+        self._sliding.output_size(input_size, where=type(self).__name__)
+        return {**sizes, "input_size": input_size}
+
+
+class _LazyLocallyConnectedNd(_LazyInputSize, _LocallyConnectedNd):  # type: ignore[misc]
     def __init__(
         self,
         out_channels: int,
@@ -164,24 +186,6 @@ class _LazyLocallyConnectedNd(_LazyConnectivity, _LocallyConnectedNd):
             dtype=dtype,
         )
         self.in_channels, self.input_size = 0, None
-
-    def _sizes_known(self) -> bool:
-        return super()._sizes_known() and self.input_size is not None
-
-    def _fixed_input_size(self) -> tuple[int, ...] | None:
-        return self.input_size
-
-    @property
-    def output_size(self) -> tuple[int, ...]:
-        if self.input_size is None:
-            raise self._unknown("output_size")
-        return super().output_size
-
-    def _inferred_sizes(self, input: torch.Tensor) -> dict[str, Any]:
-        sizes = super()._inferred_sizes(input)
-        input_size = tuple(int(n) for n in input.shape[-self._d :])
-        self._sliding.output_size(input_size, where=type(self).__name__)
-        return {**sizes, "input_size": input_size}
 
     def _sizes_from_weight(self, shape: tuple[int, ...]) -> dict[str, Any]:
         """With stride 1 the loaded bank (the output size) says the input size; else the first

@@ -99,6 +99,8 @@ def train_family(
     config: TrainConfig,
     *,
     tile_size: int | None = None,
+    regions: int | None = None,
+    rank: int | None = None,
     run_dir: str | os.PathLike | None = None,
     resume: bool = False,
     device: str | torch.device | None = None,
@@ -107,12 +109,14 @@ def train_family(
     """Seed, build one family's model for ``data`` (see :func:`~locality.train.models.build_model`)
     and :func:`train` it. Returns the trained (unwrapped) model and its result."""
     torch.manual_seed(config.seed)
-    model = build_model(family, data.input_shape, data.num_classes, tile_size=tile_size)
+    model = build_model(
+        family, data.input_shape, data.num_classes, tile_size=tile_size, regions=regions, rank=rank
+    )
     result = train(
         model,
         data,
         config,
-        name=model_name(family, tile_size),
+        name=model_name(family, tile_size, regions, rank),
         run_dir=run_dir,
         resume=resume,
         device=device,

@@ -8,7 +8,10 @@ weights, changes:
 - ``conv``: ``torch.nn.Conv{d}d``, one kernel for all positions;
 - ``tiled``: :class:`~locality.TiledConv1d` etc., ``tile_size`` kernels per dimension, repeating;
 - ``locally_connected``: :class:`~locality.LocallyConnected1d` etc., one kernel per position;
-- ``dense``: every output unit reads every input unit (a ``Linear`` between the flattened shapes).
+- ``dense``: every output unit reads every input unit (a ``Linear`` between the flattened shapes);
+- ``region``: :class:`~locality.RegionConv1d` etc., ``regions`` blocks per dimension (DeepID);
+- ``lowrank``: :class:`~locality.LowRankLocallyConnected1d` etc., ``rank`` basis kernels mixed
+  per position (Elsayed et al., 2020).
 
 The 1-D skeleton is the MNIST-1D authors' ``ConvBase`` (Greydanus & Kobak, 2020): 25 channels,
 kernels 5, 3, 3, stride 2, padding 1, so ``conv`` on MNIST-1D is their CNN exactly (5210
@@ -30,12 +33,20 @@ from locality.layers import (
     LocallyConnected1d,
     LocallyConnected2d,
     LocallyConnected3d,
+    LowRankLocallyConnected1d,
+    LowRankLocallyConnected2d,
+    LowRankLocallyConnected3d,
+    RegionConv1d,
+    RegionConv2d,
+    RegionConv3d,
     TiledConv1d,
     TiledConv2d,
     TiledConv3d,
 )
 
-FAMILIES = ("dense", "locally_connected", "tiled", "conv")
+FAMILIES = ("dense", "locally_connected", "tiled", "conv", "region", "lowrank")
+# The one int a family takes, by the family's name: how much it shares.
+FAMILY_PARAMETER = {"tiled": "tile_size", "region": "regions", "lowrank": "rank"}
 
 
 @dataclass(frozen=True)
@@ -61,6 +72,12 @@ _LOCAL: dict[int, Callable[..., nn.Module]] = {
     3: LocallyConnected3d,
 }
 _TILED: dict[int, Callable[..., nn.Module]] = {1: TiledConv1d, 2: TiledConv2d, 3: TiledConv3d}
+_REGION: dict[int, Callable[..., nn.Module]] = {1: RegionConv1d, 2: RegionConv2d, 3: RegionConv3d}
+_LOWRANK: dict[int, Callable[..., nn.Module]] = {
+    1: LowRankLocallyConnected1d,
+    2: LowRankLocallyConnected2d,
+    3: LowRankLocallyConnected3d,
+}
 
 
 class FullyConnected(nn.Module):
@@ -85,9 +102,13 @@ class FullyConnected(nn.Module):
         return f"in_shape={self.in_shape}, out_shape={self.out_shape}"
 
 
-def model_name(family: str, tile_size: int | None = None) -> str:
-    """``"tiled-2"`` for a tiled model with tile size 2, otherwise the family."""
-    return f"{family}-{tile_size}" if family == "tiled" else family
+def model_name(
+    family: str, tile_size: int | None = None, regions: int | None = None, rank: int | None = None
+) -> str:
+    """``"tiled-2"`` for a tiled model with tile size 2 (``"region-2"``, ``"lowrank-4"``
+    likewise), otherwise the family."""
+    value = {"tiled": tile_size, "region": regions, "lowrank": rank}.get(family)
+    return f"{family}-{value}" if family in FAMILY_PARAMETER else family
 
 
 def build_model(
@@ -97,6 +118,8 @@ def build_model(
     *,
     tile_size: int | None = None,
     layers: Sequence[LayerSpec] | None = None,
+    regions: int | None = None,
+    rank: int | None = None,
 ) -> nn.Sequential:
     """The classifier of one family on inputs ``(N, *input_shape)``, giving logits ``(N, classes)``.
 
@@ -106,6 +129,9 @@ def build_model(
         num_classes: outputs of the final linear layer.
         tile_size: period of the kernel map for ``tiled`` (required there, refused elsewhere),
             capped per layer at that layer's output size.
+        regions: regions per dimension for ``region`` (required there, refused elsewhere),
+            capped per layer at that layer's output size.
+        rank: basis kernels for ``lowrank`` (required there, refused elsewhere).
         layers: the skeleton; defaults to :data:`SKELETONS` for the input's dimension.
 
     Initialisation follows the layers' defaults (``U(-1/sqrt(fan_in), 1/sqrt(fan_in))`` for all),
@@ -115,15 +141,18 @@ def build_model(
         raise ValueError(
             f"build_model: family must be one of {', '.join(FAMILIES)}, got {family!r}"
         )
-    if family == "tiled":
-        if isinstance(tile_size, bool) or not isinstance(tile_size, int) or tile_size < 1:
+    given = {"tile_size": tile_size, "regions": regions, "rank": rank}
+    for name, value in given.items():
+        if FAMILY_PARAMETER.get(family) == name:
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(
+                    f"build_model: family {family!r} needs a positive int {name}, got {value!r}"
+                )
+        elif value is not None:
+            owner = next(f for f, n in FAMILY_PARAMETER.items() if n == name)
             raise ValueError(
-                f"build_model: family 'tiled' needs a positive int tile_size, got {tile_size!r}"
+                f"build_model: {name} is only for family {owner!r}, got {value!r} for {family!r}"
             )
-    elif tile_size is not None:
-        raise ValueError(
-            f"build_model: tile_size is only for family 'tiled', got {tile_size!r} for {family!r}"
-        )
     input_shape = tuple(input_shape)
     d = len(input_shape) - 1
     if d not in SKELETONS:
@@ -152,6 +181,13 @@ def build_model(
             layer = _TILED[d](channels, spec.out_channels, k, tile, stride=s, padding=p)
         elif family == "locally_connected":
             layer = _LOCAL[d](channels, spec.out_channels, k, grid, stride=s, padding=p)
+        elif family == "region":
+            assert regions is not None  # checked above
+            cut = tuple(min(regions, n) for n in out_grid)
+            layer = _REGION[d](channels, spec.out_channels, k, grid, cut, stride=s, padding=p)
+        elif family == "lowrank":
+            assert rank is not None  # checked above
+            layer = _LOWRANK[d](channels, spec.out_channels, k, grid, rank, stride=s, padding=p)
         else:
             layer = FullyConnected((channels, *grid), (spec.out_channels, *out_grid))
         modules += [layer, nn.ReLU()]
