@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import torch
 
-from locality._arguments import check_flag, check_int, check_shape
+from locality._arguments import check_flag, check_int, check_shape, is_int
 from locality._memory import format_bytes
 
 __all__ = [
@@ -58,7 +58,7 @@ class Cost:
 
 def _sizes(value: int | Sequence[int], name: str, where: str) -> tuple[int, ...]:
     """A positive int as a 1-tuple, or a non-empty tuple of positive ints."""
-    if isinstance(value, int) and not isinstance(value, bool):
+    if is_int(value):
         return (check_int(value, name, where),)
     return check_shape(value, name, where)
 
@@ -88,7 +88,7 @@ def _bank_cost(
         )
     out = _sizes(output_size, "output_size", where)
     kernel = _sizes(kernel_size, "kernel_size", where)
-    if isinstance(kernel_size, int):
+    if is_int(kernel_size):
         kernel = kernel * len(out)
     if len(kernel) != len(out):
         raise ValueError(
@@ -155,7 +155,7 @@ def tiled_cost(
     where = "tiled_cost"
     out = _sizes(output_size, "output_size", where)
     tile = _sizes(tile_size, "tile_size", where)
-    if isinstance(tile_size, int):
+    if is_int(tile_size):
         tile = tile * len(out)
     if len(tile) != len(out):
         raise ValueError(

@@ -18,9 +18,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "summary",
         help="per-layer kind, output shape, parameters, MACs and receptive field of a model",
         description="Build a model and print one row per leaf module: kind (dense / "
-        "locally_connected / tiled / conv / ... / other), output shape, parameters, multiply-accumulates, receptive "
-        "field and cumulative stride, with totals. FLOPs = 2 x MACs; the total is checked "
-        "against torch.utils.flop_counter.FlopCounterMode.",
+        "locally_connected / tiled / conv / ... / other), output shape, parameters, "
+        "multiply-accumulates, receptive field and cumulative stride, with totals. FLOPs = "
+        "2 x MACs; the total is checked against torch.utils.flop_counter.FlopCounterMode.",
         epilog="examples:\n"
         "  locality summary torchvision.models:resnet18 --input 3x224x224 --meta\n"
         "  locality summary my_models.py:make_net --input 1x28x28 --arg width=64",

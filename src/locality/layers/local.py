@@ -154,32 +154,43 @@ _ARGS_DOC = """
             ``U(-1/sqrt(fan_in), 1/sqrt(fan_in))`` with
             ``fan_in = C_in / groups * prod(kernel_size)``, as ``Conv{d}d``.
         bias: ``(*output_size, C_out)``, or ``(C_out,)`` with ``shared_bias=True``; same init.
+        fan_in: ``C_in / groups * prod(kernel_size)``, the inputs one output unit reads. Use it
+            for other initialisations: ``torch.nn.init``'s own fan computation misreads the
+            position-major weight (Kaiming: ``nn.init.normal_(layer.weight, std=math.sqrt(2 /
+            layer.fan_in))``).
+        connectivity: the ``locality.Connectivity`` (geometry, bank shape, kernel map);
+            ``kernels(output_size)`` gives every output position's kernel.
 """
 
 
+_SPATIAL = {1: ("L", "L_out"), 2: ("H, W", "H_out, W_out"), 3: ("D, H, W", "D_out, H_out, W_out")}
+
+
+def _doc(d: int) -> str:
+    size = (6,) * d if d > 1 else 6
+    return (
+        f"Applies a {d}-D locally connected (unshared) convolution over an input signal.\n\n"
+        f"    Like ``torch.nn.Conv{d}d``, but each output position has its own kernel: unfold\n"
+        f"    the input into patches, multiply the patch at position ``p`` by ``weight[p]``,\n"
+        f"    fold.\n"
+        + _ARGS_DOC.format(d=d, spatial=_SPATIAL[d][0], spatial_out=_SPATIAL[d][1])
+        + "\n    Example::\n\n"
+        f"        >>> layer = LocallyConnected{d}d(4, 8, 3, input_size={size})\n"
+        f"        >>> layer(torch.randn(2, 4, {', '.join(['6'] * d)})).shape\n"
+        f"        torch.Size([2, 8, {', '.join(['4'] * d)}])\n"
+    )
+
+
 class LocallyConnected1d(_LocallyConnectedNd):
+    __doc__ = _doc(1)
     _d = 1
 
 
 class LocallyConnected2d(_LocallyConnectedNd):
+    __doc__ = _doc(2)
     _d = 2
 
 
 class LocallyConnected3d(_LocallyConnectedNd):
+    __doc__ = _doc(3)
     _d = 3
-
-
-_SPATIAL = {1: ("L", "L_out"), 2: ("H, W", "H_out, W_out"), 3: ("D, H, W", "D_out, H_out, W_out")}
-for _d, _cls in ((1, LocallyConnected1d), (2, LocallyConnected2d), (3, LocallyConnected3d)):
-    _size = (6,) * _d if _d > 1 else 6
-    _cls.__doc__ = (
-        f"Applies a {_d}-D locally connected (unshared) convolution over an input signal.\n\n"
-        f"    Like ``torch.nn.Conv{_d}d``, but each output position has its own kernel: unfold\n"
-        f"    the input into patches, multiply the patch at position ``p`` by ``weight[p]``,\n"
-        f"    fold.\n"
-        + _ARGS_DOC.format(d=_d, spatial=_SPATIAL[_d][0], spatial_out=_SPATIAL[_d][1])
-        + "\n    Example::\n\n"
-        f"        >>> layer = LocallyConnected{_d}d(4, 8, 3, input_size={_size})\n"
-        f"        >>> layer(torch.randn(2, 4, {', '.join(['6'] * _d)})).shape\n"
-        f"        torch.Size([2, 8, {', '.join(['4'] * _d)}])\n"
-    )

@@ -67,24 +67,15 @@ class _TiledConvNd(_ConnectivityNd):
         return [f"tile_size={self.tile_size}"]
 
 
-class TiledConv1d(_TiledConvNd):
-    _d = 1
-
-
-class TiledConv2d(_TiledConvNd):
-    _d = 2
-
-
-class TiledConv3d(_TiledConvNd):
-    _d = 3
-
-
 _SPATIAL = {1: ("L", "L_out"), 2: ("H, W", "H_out, W_out"), 3: ("D, H, W", "D_out, H_out, W_out")}
-for _d, _cls in ((1, TiledConv1d), (2, TiledConv2d), (3, TiledConv3d)):
-    _cls.__doc__ = f"""Applies a {_d}-D tiled convolution over an input signal.
+
+
+def _doc(d: int) -> str:
+    spatial, spatial_out = _SPATIAL[d]
+    return f"""Applies a {d}-D tiled convolution over an input signal.
 
     A bank of ``prod(tile_size)`` kernels; the output at position ``i`` uses kernel
-    ``i mod tile_size`` (per dimension). ``tile_size=1`` is exactly ``torch.nn.Conv{_d}d``;
+    ``i mod tile_size`` (per dimension). ``tile_size=1`` is exactly ``torch.nn.Conv{d}d``;
     a tile as large as the output is a locally connected layer. Works on inputs of any size.
 
     Args:
@@ -92,30 +83,51 @@ for _d, _cls in ((1, TiledConv1d), (2, TiledConv2d), (3, TiledConv3d)):
         out_channels: channels of the output.
         kernel_size: size of each kernel (int or tuple).
         tile_size: period of the kernel map, per dimension (int or tuple, >= 1).
-        stride: as in ``torch.nn.Conv{_d}d``.
-        padding: as in ``torch.nn.Conv{_d}d``: an int, a tuple, ``"valid"`` or ``"same"``.
-        dilation: as in ``torch.nn.Conv{_d}d``.
-        groups: as in ``torch.nn.Conv{_d}d``.
+        stride: as in ``torch.nn.Conv{d}d``.
+        padding: as in ``torch.nn.Conv{d}d``: an int, a tuple, ``"valid"`` or ``"same"``.
+        dilation: as in ``torch.nn.Conv{d}d``.
+        groups: as in ``torch.nn.Conv{d}d``.
         bias: add a learnable bias. Default ``True``.
         padding_mode: ``"zeros"``, ``"reflect"``, ``"replicate"`` or ``"circular"``.
         shared_bias: one bias per output channel instead of one per channel and tile offset.
 
     Shape:
-        - Input: ``(N, C_in, {_SPATIAL[_d][0]})`` or ``(C_in, {_SPATIAL[_d][0]})``.
-        - Output: ``(N, C_out, {_SPATIAL[_d][1]})`` with
+        - Input: ``(N, C_in, {spatial})`` or ``(C_in, {spatial})``.
+        - Output: ``(N, C_out, {spatial_out})`` with
           ``out[i] = floor((in[i] + 2 * padding[i] - dilation[i] * (kernel_size[i] - 1) - 1)
           / stride[i] + 1)``.
 
     Attributes:
         weight: ``(*tile_size, C_out, C_in // groups, *kernel_size)``; ``weight[r]`` is the
-            ``Conv{_d}d`` weight used at every output position ``i`` with ``i mod tile_size == r``.
+            ``Conv{d}d`` weight used at every output position ``i`` with ``i mod tile_size == r``.
             Initialised from ``U(-1/sqrt(fan_in), 1/sqrt(fan_in))``,
-            ``fan_in = C_in / groups * prod(kernel_size)``, as ``Conv{_d}d``.
+            ``fan_in = C_in / groups * prod(kernel_size)``, as ``Conv{d}d``.
         bias: ``(*tile_size, C_out)``, or ``(C_out,)`` with ``shared_bias=True``; same init.
+        fan_in: ``C_in / groups * prod(kernel_size)``, the inputs one output unit reads. Use it
+            for other initialisations: ``torch.nn.init``'s own fan computation misreads the
+            position-major weight (Kaiming: ``nn.init.normal_(layer.weight, std=math.sqrt(2 /
+            layer.fan_in))``).
+        connectivity: the ``locality.Connectivity`` (geometry, bank shape, kernel map);
+            ``kernels(output_size)`` gives every output position's kernel.
 
     Example::
 
-        >>> layer = TiledConv{_d}d(4, 8, 3, tile_size=2, padding=1)
-        >>> layer(torch.randn(2, 4, {", ".join(["7"] * _d)})).shape
-        torch.Size([2, 8, {", ".join(["7"] * _d)}])
+        >>> layer = TiledConv{d}d(4, 8, 3, tile_size=2, padding=1)
+        >>> layer(torch.randn(2, 4, {", ".join(["7"] * d)})).shape
+        torch.Size([2, 8, {", ".join(["7"] * d)}])
 """
+
+
+class TiledConv1d(_TiledConvNd):
+    __doc__ = _doc(1)
+    _d = 1
+
+
+class TiledConv2d(_TiledConvNd):
+    __doc__ = _doc(2)
+    _d = 2
+
+
+class TiledConv3d(_TiledConvNd):
+    __doc__ = _doc(3)
+    _d = 3
