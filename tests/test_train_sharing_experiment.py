@@ -138,3 +138,18 @@ def test_cli(tmp_path, capsys, monkeypatch, slots):
     err = capsys.readouterr().err
     assert err.startswith("locality experiment: error: run_sharing_experiment: datasets must be")
     assert "Traceback" not in err
+
+
+def test_the_committed_pilot_has_every_row_and_says_it_is_a_pilot():
+    from pathlib import Path
+
+    results = Path(__file__).parent.parent / "docs" / "results"
+    table = json.loads((results / "sharing_pilot" / "sharing.json").read_text())
+    names = [f"tiled-{r['tile_size']}" if r["tile_size"] else r["model"] for r in table]
+    assert names == list(ROWS) and {r["dataset"] for r in table} == {"mnist1d"}
+    assert all(r["seeds"] == 1 for r in table)  # a pilot, not the 5-seed table
+    page = (results / "sharing.md").read_text()
+    assert "has not been run yet" in page and "Pilot (not the table)" in page
+    for row in table:
+        shown = f"{100 * row['test_accuracy_mean']:.1f}%"
+        assert shown in page, (row["model"], shown)

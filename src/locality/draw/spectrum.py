@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from locality.analysis.sharing import Spectrum
 
@@ -39,6 +40,7 @@ def spectrum_figure(spectrum: Spectrum, ax: Axes | None = None, title: str | Non
     relative = (values / largest).clamp_min(1e-17).tolist()
     ax.semilogy(ranks, relative, "o-", color="tab:blue", markersize=3, label="singular value")
     ax.set_xlabel("rank")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel("singular value / largest", color="tab:blue")
     energy_ax = ax.twinx()
     energy_ax.plot(ranks, spectrum.energy.tolist(), color="tab:orange", label="energy kept")
