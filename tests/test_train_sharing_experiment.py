@@ -150,6 +150,7 @@ def test_the_committed_pilot_has_every_row_and_says_it_is_a_pilot():
     assert all(r["seeds"] == 1 for r in table)  # a pilot, not the 5-seed table
     page = (results / "sharing.md").read_text()
     assert "has not been run yet" in page and "Pilot (not the table)" in page
-    for row in table:
-        shown = f"{100 * row['test_accuracy_mean']:.1f}%"
-        assert shown in page, (row["model"], shown)
+    for name, row in zip(names, table, strict=True):
+        label = f"tiled (t={row['tile_size']})" if row["tile_size"] else name
+        line = f"| {label} | {row['parameters']:,} | {100 * row['test_accuracy_mean']:.1f}% |"
+        assert line in page, line
