@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 
 import pytest
@@ -261,3 +262,12 @@ def test_region_count_is_capped_at_each_layers_output_and_noise_reaches_lowrank_
     noisy = localize(model, x, to="lowrank", rank=2, noise=0.5)
     mixes = noisy[0].combining_weights
     assert mixes.std() > 0.3 and not torch.allclose(noisy(x), model(x), atol=1e-3)
+
+
+@pytest.mark.parametrize("name", ["locality.convert.localize", "locality.train.sharing"])
+def test_docstring_examples_run(name):
+    import doctest
+
+    module = importlib.import_module(name)
+    failed, attempted = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
+    assert attempted > 0 and failed == 0
