@@ -1,6 +1,7 @@
 """The kernel maps between convolution and locally connected, drawn for docs/guide/between.md.
 
-    python examples/between_maps.py [OUT_DIR]    # default docs/gallery
+    python examples/between_maps.py                          # print the maps' kernel counts
+    python examples/between_maps.py --write-gallery docs/gallery  # and write the two PNGs
 
 Writes ``between_maps.png``: the tile map (kernel index at each of 8x8 output positions) of a
 convolution, a tiled convolution, a region-shared layer (2x2 regions, DeepID), a mapped layer
@@ -60,11 +61,18 @@ def lowrank_figure() -> Figure:
     return figure
 
 
-def main(out_dir: str = "docs/gallery") -> None:
+def main(argv: list[str]) -> None:
     maps = draw.tile_map_figure(layers(), input_size=(10, 10))
-    draw.save_figure(maps, f"{out_dir}/between_maps", formats=("png",))
-    draw.save_figure(lowrank_figure(), f"{out_dir}/between_lowrank", formats=("png",))
+    mixes = lowrank_figure()
+    for layer in layers():
+        used = draw.kernel_map(layer, input_size=(10, 10)).unique().numel()
+        print(f"{type(layer).__name__:20} {used:3} kernels over 8x8 outputs")
+    assert draw.kernel_map(layers()[3], input_size=(10, 10)).unique().tolist() == [0, 1, 2, 3, 4]
+    if argv[:1] == ["--write-gallery"]:
+        out_dir = argv[1] if len(argv) > 1 else "docs/gallery"
+        draw.save_figure(maps, f"{out_dir}/between_maps", formats=("png",))
+        draw.save_figure(mixes, f"{out_dir}/between_lowrank", formats=("png",))
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:])
+    main(sys.argv[1:])

@@ -15,6 +15,12 @@ MODULES = [
     "locality.layers.local",
     "locality.layers.tiled",
     "locality.layers.lazy",
+    "locality.layers.region",
+    "locality.layers.mapped",
+    "locality.layers.lowrank",
+    "locality.layers.transposed",
+    "locality.layers.lazy_between",
+    "locality._arguments",
     "locality.analysis.summary",
     "locality.analysis.counts",
 ]

@@ -175,20 +175,39 @@ _DOC = """A ``{name}{d}d`` that takes ``in_channels`` and ``input_size`` from it
 
     Takes the arguments of ``{name}{d}d`` except those two, and becomes a ``{name}{d}d`` after
     the first forward pass (or after ``load_state_dict``).
+
+    Example::
+
+        >>> layer = Lazy{name}{d}d(8, 3{extra})
+        >>> layer(torch.randn(2, 4, {size})).shape
+        torch.Size([2, 8, {out}])
+        >>> type(layer).__name__, layer.input_size
+        ('{name}{d}d', {input_size})
     """
+
+# Per kind: (extra constructor arguments, output size of a 6-wide input with kernel 3).
+_EXAMPLE = {
+    "RegionConv": (", regions=2", 4),
+    "LowRankLocallyConnected": (", rank=2", 4),
+    "LocallyConnectedTranspose": ("", 8),
+}
 
 
 def _lazy(base: type, target: Any) -> type:
-    name = target.__name__[:-2]
+    name, d = target.__name__[:-2], target._d
+    extra, out = _EXAMPLE[name]
+    doc = _DOC.format(
+        name=name,
+        d=d,
+        extra=extra,
+        size=", ".join(["6"] * d),
+        out=", ".join([str(out)] * d),
+        input_size=(6,) * d,
+    )
     return type(
         f"Lazy{target.__name__}",
         (base,),
-        {
-            "_d": target._d,
-            "cls_to_become": target,
-            "__doc__": _DOC.format(name=name, d=target._d),
-            "__module__": __name__,
-        },
+        {"_d": d, "cls_to_become": target, "__doc__": doc, "__module__": __name__},
     )
 
 
