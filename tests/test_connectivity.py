@@ -212,3 +212,26 @@ def test_of_refuses_other_modules_clearly():
         _ = locality.LazyTiledConv2d(4, 3, 2).connectivity
     with pytest.raises(ValueError, match="kind must be one of"):
         Connectivity("convolution", 1, 1, (1,), (1,), ((0, 0),), (1,), (1,))
+
+
+def test_model_families_are_named_by_their_layers_kind():
+    from locality.analysis import kind_of
+    from locality.train.models import FAMILIES, build_model
+
+    assert set(FAMILIES) <= set(KINDS)
+    for family in FAMILIES:
+        model = build_model(family, (1, 16), 3, tile_size=2 if family == "tiled" else None)
+        first = model[0].linear if family == "dense" else model[0]
+        assert kind_of(first) == family
+
+
+def test_lazy_classes_have_real_signatures_and_say_what_is_unknown():
+    import inspect
+
+    lazy = locality.LazyLocallyConnected2d(4, 3)
+    with pytest.raises(ValueError, match="LazyLocallyConnected2d: output_size is known once"):
+        _ = lazy.output_size
+    parameters = list(inspect.signature(locality.LazyTiledConv2d).parameters)
+    assert parameters[:3] == ["out_channels", "kernel_size", "tile_size"]
+    assert "in_channels" not in parameters
+    assert locality.LazyTiledConv2d.__module__ == "locality.layers.lazy"

@@ -34,7 +34,9 @@ def _examples() -> list[doctest.DocTest]:
         **{n: getattr(locality, n) for n in locality.__all__},
     }
     tests = []
-    for name in MODULES:
+    # the modules named above, and every module that defines a public layer
+    layers = {getattr(locality.layers, name).__module__ for name in locality.layers.__all__}
+    for name in sorted(set(MODULES) | layers):
         module = importlib.import_module(name)
         found = finder.find(module, globs={**vars(module), **globs})
         tests += [t for t in found if t.examples]

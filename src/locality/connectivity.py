@@ -22,16 +22,12 @@ about that except the numbers in the bank:
 
 The kinds (``KINDS``, one vocabulary for the API, the CLI, JSON results, tables and pictures):
 
-============================  ===============================  ================================
-kind                          bank_shape                       map
-============================  ===============================  ================================
-``"conv"``                    ``(1,) * d``                     ``Periodic()``: all positions 0
-``"tiled"``                   ``tile_size``                    ``Periodic()``: ``i mod tile``
-``"locally_connected"``       the output size                  ``Periodic()``: ``arange``
-``"dense"``                   ``()`` (no spatial dimensions)   ``Periodic()``: one position
-``"region"``, ``"mapped"``    number of regions / kernels      ``Table(index)``
-``"lowrank"``                 ``(rank,)``                      ``Soft(mixing)``
-============================  ===============================  ================================
+- ``"conv"``: bank ``(1,) * d``, map ``Periodic()`` (every position uses kernel 0);
+- ``"tiled"``: bank ``tile_size``, ``Periodic()`` (position ``i`` uses ``i mod tile_size``);
+- ``"locally_connected"``: bank = the output size, ``Periodic()`` (one kernel per position);
+- ``"dense"``: bank ``()``, no spatial dimensions, one position;
+- ``"region"``, ``"mapped"``: bank ``(number of kernels,)``, map ``Table(index)``;
+- ``"lowrank"``: bank ``(rank,)``, map ``Soft(mixing)``.
 
 A dense layer (``torch.nn.Linear``) has ``d = 0`` spatial dimensions: one output position, whose
 window is the whole (flattened) input, and its kernel is the ``(out_features, in_features)``
@@ -46,6 +42,12 @@ name (add it to ``KINDS``) and map. A hard map that is not periodic is a ``Table
 a ``Soft``; a map computed in another way is a new ``KernelMap`` subclass defining ``index``
 (hard) or ``mixing`` (soft). ``Connectivity.of(layer)`` reads ``layer.connectivity``, so it
 needs no edit, and the conversions, counts, summary rows and pictures read the ``Connectivity``.
+
+What the consumers assume: the layer's ``weight`` is its bank (``bank_of``), and its ``bias`` is
+``(out_channels,)`` or ``(*bank_shape, out_channels)``; ``Connectivity.per_position`` then gives
+every position's kernel and bias, for hard and soft maps alike. A transposed kind has no
+``sliding`` geometry that the receptive fields or ``to_dense`` understand: ``sliding_of``
+returns ``None`` for it and the conversions refuse it.
 """
 
 from __future__ import annotations

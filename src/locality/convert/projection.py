@@ -18,6 +18,7 @@ from torch import nn
 from locality._arguments import IntOrTuple, ntuple
 from locality.connectivity import Periodic
 from locality.convert._banks import build, read_bank
+from locality.convert.lattice import FORWARD_KINDS
 
 __all__ = ["Projection", "project"]
 
@@ -50,7 +51,7 @@ def project(layer: nn.Module, to: str = "conv", tile_size: IntOrTuple | None = N
         shared; an untied one is averaged like the kernels.
     """
     where = "project"
-    bank = read_bank(layer, where)
+    bank = read_bank(layer, where, kinds=FORWARD_KINDS)
     if to == "conv":
         if tile_size is not None:
             raise ValueError(
@@ -64,13 +65,15 @@ def project(layer: nn.Module, to: str = "conv", tile_size: IntOrTuple | None = N
         grid = ntuple(tile_size, bank.d, "tile_size", where=where)
     else:
         raise ValueError(f"{where}: to must be 'conv' or 'tiled', got {to!r}")
-    fixed = bank.input_size is not None
-    if fixed and any(t > n for t, n in zip(grid, bank.grid, strict=True)):
+    out = None if bank.input_size is None else bank.connectivity.output_size()
+    if out is not None and any(t > n for t, n in zip(grid, out, strict=True)):
         raise ValueError(
-            f"{where}: tile_size {grid} is larger than the layer's output size {bank.grid}: some "
+            f"{where}: tile_size {grid} is larger than the layer's output size {out}: some "
             f"tiled kernels would have no position to average"
         )
-    source = bank if fixed else bank.regrid(_lcm(bank.grid, grid), where)
+    # every position once for a layer of fixed size; else a grid on which both tilings repeat
+    positions = out if out is not None else _lcm(bank.grid, grid)
+    source = bank.regrid(positions, where)
     weight, weight_error = _class_mean(source.weight, grid)
     params, errors = [source.weight], [weight_error]
     bias = None

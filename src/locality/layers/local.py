@@ -18,6 +18,7 @@ fx.wrap("locally_connected")
 
 class _LocallyConnectedNd(_ConnectivityNd):
     _kind = "locally_connected"
+    _op = staticmethod(locally_connected)  # for subclasses that call the op with other operands
     input_size: tuple[int, ...]
 
     def __init__(

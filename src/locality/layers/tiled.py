@@ -15,6 +15,7 @@ fx.wrap("tiled_conv")
 
 class _TiledConvNd(_ConnectivityNd):
     _kind = "tiled"
+    _op = staticmethod(tiled_conv)  # for subclasses that call the op with other operands
 
     def __init__(
         self,

@@ -44,6 +44,7 @@ from locality.layers import (
     TiledConv3d,
 )
 
+# Named by the kind (locality.Connectivity) of their connectivity layers.
 FAMILIES = ("dense", "locally_connected", "tiled", "conv", "region", "lowrank")
 # The one int a family takes, by the family's name: how much it shares.
 FAMILY_PARAMETER = {"tiled": "tile_size", "region": "regions", "lowrank": "rank"}
