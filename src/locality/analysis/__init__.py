@@ -2,7 +2,8 @@
 
 - ``counts``: closed forms from shapes alone (exact Python ints);
 - ``summary``: a per-layer table of a real model;
-- ``receptive_field``: where each output unit looks.
+- ``receptive_field``: where each output unit looks;
+- ``sharing``: how shared an unshared layer is (weight SNR, spectrum across positions).
 """
 
 from locality.analysis.counts import (
@@ -17,6 +18,15 @@ from locality.analysis.counts import (
 )
 from locality.analysis.layers import kind_of, layer_cost
 from locality.analysis.receptive_field import ReceptiveField, receptive_field
+from locality.analysis.sharing import (
+    SharingRow,
+    Spectrum,
+    interior_positions,
+    kernel_spectrum,
+    position_kernels,
+    sharing_report,
+    weight_snr,
+)
 from locality.analysis.summary import LayerRow, Summary, summary
 
 __all__ = [
@@ -35,4 +45,11 @@ __all__ = [
     "LayerRow",
     "Summary",
     "summary",
+    "Spectrum",
+    "interior_positions",
+    "kernel_spectrum",
+    "position_kernels",
+    "weight_snr",
+    "SharingRow",
+    "sharing_report",
 ]

@@ -14,9 +14,18 @@ import sys
 from collections.abc import Sequence
 
 # Order is the order shown by ``locality --help``.
-SUBCOMMANDS: tuple[str, ...] = ("tour", "compare", "summary", "draw", "train", "experiment")
-SUBCOMMANDS += ("keras_import",)
-SUBCOMMANDS += ("inpaint",)
+SUBCOMMANDS: tuple[str, ...] = (
+    "tour",
+    "compare",
+    "summary",
+    "draw",
+    "train",
+    "experiment",
+    "localize",
+    "sharing",
+    "inpaint",
+    "keras_import",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

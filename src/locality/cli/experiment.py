@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from locality.cli.train import add_optimisation_arguments
+
+DEFAULT_MODELS = "dense,locally_connected,tiled-4,tiled-2,conv"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -17,14 +20,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "in OUT/runs/ and skipped when the command is run again.",
     )
     parser.add_argument(
-        "name", choices=("mnist1d", "digits"), help="mnist1d (with its shuffled variant) or digits"
+        "name",
+        choices=("mnist1d", "digits", "sharing"),
+        help="mnist1d (with its shuffled variant), digits, or sharing (issue 16's rows: region, "
+        "low-rank and locally connected with weight sharing, on every dataset and digits-slots)",
     )
     parser.add_argument("--seeds", type=int, default=5, help="runs per model (default 5)")
     add_optimisation_arguments(parser)
     parser.add_argument(
         "--models",
-        default="dense,locally_connected,tiled-4,tiled-2,conv",
+        default=DEFAULT_MODELS,
         help="comma-separated: dense, locally_connected, tiled-T, conv (default all five)",
+    )
+    parser.add_argument(
+        "--datasets",
+        default=None,
+        help="for sharing: comma-separated datasets (default mnist1d, mnist1d-shuffled, digits, "
+        "digits-slots); --models then takes its rows too (default: all of them)",
     )
     parser.add_argument(
         "--max-shift", type=int, default=10, help="largest test-time shift (default 10)"
@@ -46,6 +58,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from locality.train.experiment import parse_models, run_experiment
     from locality.train.loop import TrainConfig
+
+    if args.name == "sharing":
+        return _run_sharing(args)
 
     try:
         config = TrainConfig(
@@ -73,6 +88,41 @@ def run(args: argparse.Namespace) -> int:
         tile = f" t={row['tile_size']}" if row["tile_size"] else ""
         print(
             f"{row['dataset']:>16}  {row['model'] + tile:<20} {row['parameters']:>8,} params  "
+            f"{100 * row['test_accuracy_mean']:5.1f} ± {100 * row['test_accuracy_std']:.1f}%"
+        )
+    print(f"table, JSON and plots in {args.out}/")
+    return 0
+
+
+def _run_sharing(args: argparse.Namespace) -> int:
+    from locality.train.loop import TrainConfig
+    from locality.train.sharing_experiment import DATASETS, ROWS, run_sharing_experiment
+
+    rows = ROWS if args.models == DEFAULT_MODELS else tuple(args.models.split(","))
+    try:
+        config = TrainConfig(
+            steps=args.steps,
+            batch_size=args.batch_size,
+            lr=args.lr,
+            weight_decay=args.weight_decay,
+            eval_every=args.steps,
+        )
+        table = run_sharing_experiment(
+            datasets=tuple(args.datasets.split(",")) if args.datasets else DATASETS,
+            rows=rows,
+            seeds=args.seeds,
+            config=config,
+            max_shift=args.max_shift,
+            out_dir=args.out,
+            progress=not args.no_progress,
+        )
+    except (ValueError, ImportError) as error:
+        print(f"locality experiment: error: {error}", file=sys.stderr)
+        return 2
+    for row in table:
+        name = f"tiled-{row['tile_size']}" if row["tile_size"] else row["model"]
+        print(
+            f"{row['dataset']:>16}  {name:<28} {row['parameters']:>8,} params  "
             f"{100 * row['test_accuracy_mean']:5.1f} ± {100 * row['test_accuracy_std']:.1f}%"
         )
     print(f"table, JSON and plots in {args.out}/")

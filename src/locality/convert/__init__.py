@@ -3,6 +3,7 @@
 - ``lattice``: exact conversions (dense, locally connected, tiled,
   convolution, 1x1 convolution);
 - ``projection``: least-squares projections towards more sharing;
+- ``localize``: whole-model surgery from convolutions to less-shared kinds;
 - ``between``: to region-shared, mapped and low-rank layers (exact or least squares);
 - ``fcn``: rewrite a classifier's head into convolutions with torch.fx;
 - ``windows``: sliding windows, shift-and-stitch;
@@ -20,6 +21,7 @@ from locality.convert.lattice import (
     to_locally_connected,
     to_tiled,
 )
+from locality.convert.localize import keep_1x1, keep_first, localize
 from locality.convert.projection import Projection, project
 from locality.convert.windows import shift_and_stitch, sliding_window
 
@@ -38,6 +40,9 @@ __all__ = [
     "window_boxes",
     "WindowBoxes",
     "Geometry",
+    "localize",
+    "keep_first",
+    "keep_1x1",
     "to_region",
     "to_mapped",
     "to_lowrank",

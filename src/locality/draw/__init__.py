@@ -4,7 +4,8 @@
   convolutional wiring of one 1-D row, each distinct weight its own colour;
 - ``layer_figure``: the same wiring for one 1-D layer instance;
 - ``tile_map_figure``: which kernel each output position of a 2-D layer uses;
-- ``receptive_field_figure``: how far into the input a stack of layers looks.
+- ``receptive_field_figure``: how far into the input a stack of layers looks;
+- ``spectrum_figure``: the singular values of a layer's kernels across positions.
 
 Needs matplotlib: ``pip install 'locality[plot]'``.
 """
@@ -27,6 +28,7 @@ from locality.draw.connectivity import (
 )
 from locality.draw.receptive_field import receptive_field_figure
 from locality.draw.save import save_figure
+from locality.draw.spectrum import spectrum_figure
 from locality.draw.tile_map import kernel_map, tile_map_figure
 
 __all__ = [
@@ -41,4 +43,5 @@ __all__ = [
     "tile_map_figure",
     "receptive_field_figure",
     "save_figure",
+    "spectrum_figure",
 ]

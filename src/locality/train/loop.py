@@ -20,7 +20,7 @@ import json
 import math
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -135,6 +135,7 @@ def train(
     resume: bool = False,
     device: str | torch.device | None = None,
     progress: bool = True,
+    after_step: Callable[[int], object] | None = None,
 ) -> RunResult:
     """Train ``model`` (logits ``(N, classes)`` from inputs ``(N, *data.input_shape)``) in place.
 
@@ -152,6 +153,8 @@ def train(
             match, except ``steps``, which may grow).
         device: ``"auto"`` (default), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
         progress: show a tqdm progress bar.
+        after_step: called with the step number (from 1) after each optimiser step, e.g. a
+            :class:`~locality.train.WeightSharing`; its time counts as training time.
     """
     context = distributed.current(device)
     if config.batch_size % context.world_size:
@@ -214,6 +217,8 @@ def train(
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
+        if after_step is not None:
+            after_step(step)
         window_loss += loss.item()
         window_steps += 1
         train_seconds += time.perf_counter() - tick
