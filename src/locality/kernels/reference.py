@@ -2,7 +2,7 @@
 
 It runs on every device and dtype torch supports, is differentiable by autograd, and is what
 ``torch.export`` (hence ONNX) and ``torch.func`` transforms see. The tiled formulations live in
-:mod:`locality.kernels.tiled`; the fast locally connected paths in ``local_cpu``/``local_op``.
+:mod:`locality.kernels.tiled`; the fast locally connected paths in ``chunked_bmm``/``local_op``.
 
 Shapes (d = number of spatial dimensions, g = groups):
     x:      (N, C, *padded_size), zero padding already applied
