@@ -328,5 +328,7 @@ def test_benchmark_quick_runs_and_prints_one_table():
     )
     lines = [line for line in done.stdout.splitlines() if line.startswith("|")]
     methods = {line.split("|")[2].strip() for line in lines[2:]}
-    assert {"locality", "unfold+einsum", "F.conv", "bmm floor", "embedded", "per_offset"} <= methods
+    expected = {"locality", "unfold+einsum", "F.conv", "bmm floor", "embedded", "per_offset"}
+    assert expected | {"batched_gemm", "unfold_matmul"} <= methods
+    assert "| target | measured | met |" in done.stdout
     assert "chunked_bmm" in done.stdout
