@@ -132,11 +132,11 @@ def _forward(
     else:
         interleaved = [v for t in lay.tile for v in (1, t)]
         if bias.dim() == 1:
-            b = bias.view(groups, lay.og, *(1,) * (2 * d))
+            bias_view = bias.view(groups, lay.og, *(1,) * (2 * d))
         else:
-            b = bias.unflatten(d, (groups, lay.og)).permute(d, d + 1, *range(d))
-            b = b.reshape(groups, lay.og, *interleaved)
-        torch.add(view, b, out=full)
+            bias_view = bias.unflatten(d, (groups, lay.og)).permute(d, d + 1, *range(d))
+            bias_view = bias_view.reshape(groups, lay.og, *interleaved)
+        torch.add(view, bias_view, out=full)
     full = full.view(
         lay.n, groups * lay.og, *(q * t for q, t in zip(lay.tiles, lay.tile, strict=True))
     )
@@ -215,7 +215,7 @@ def _backward(
                     + [2 * i for i in range(d)]
                     + [2 * d, 2 * d + 2]
                 )
-                target += grad_patches[(Ellipsis, *tap, slice(None))]
+                target += grad_patches[(Ellipsis,) + tap + (slice(None),)]
     if gw is not None:
         w = gw.view(*lay.tile, groups, *lay.kernel_size, lay.cg, lay.og)
         order = [*range(d), d, 2 * d + 2, 2 * d + 1] + [d + 1 + i for i in range(d)]

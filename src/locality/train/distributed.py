@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -138,7 +139,7 @@ def is_sharded(model: nn.Module) -> bool:
 
 def full_state(
     model: nn.Module, optimizer: torch.optim.Optimizer
-) -> tuple[dict[str, torch.Tensor], dict]:
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """The whole model and optimiser state dicts, on CPU, also for a sharded model.
 
     For an FSDP2 model this gathers the shards: every process must call it (it is collective).
