@@ -100,10 +100,10 @@ def _kernels(weight: torch.Tensor, lay: _Layout) -> torch.Tensor:
     return w.permute(order).reshape(lay.batch, lay.depth, lay.og)
 
 
-def _rows(t: torch.Tensor, lay: _Layout, a: int, b: int) -> torch.Tensor:
-    """Chunk [a, b) of a (*tile, g, *Q, N, ...) tensor as (R*g, rows, -1)."""
+def _rows(t: torch.Tensor, lay: _Layout, a: int, b: int, width: int) -> torch.Tensor:
+    """Chunk [a, b) of a (*tile, g, *Q, N, ...) tensor as (R*g, rows, width)."""
     part = t[(slice(None),) * (lay.d + 1) + (slice(a, b),)]
-    return part.reshape(lay.batch, (b - a) * lay.rows, -1)
+    return part.reshape(lay.batch, (b - a) * lay.rows, width)
 
 
 def _forward(
@@ -122,7 +122,9 @@ def _forward(
     kernels = _kernels(weight, lay)
     out_t = x.new_empty((*lay.tile, groups, *lay.tiles, lay.n, lay.og))
     for a, b in lay.chunks(x.element_size()):
-        _rows(out_t, lay, a, b).copy_(torch.bmm(_rows(patches, lay, a, b), kernels))
+        _rows(out_t, lay, a, b, lay.og).copy_(
+            torch.bmm(_rows(patches, lay, a, b, lay.depth), kernels)
+        )
     # (*tile, g, *Q, N, O/g) -> (N, g, O/g, Q1, t1, ..., Qd, td)
     order = [2 * d + 1, d, 2 * d + 2] + [i for j in range(d) for i in (d + 1 + j, j)]
     view = out_t.permute(order)
@@ -190,9 +192,9 @@ def _backward(
     gw = None
     gxs = torch.zeros_like(xs) if needs[0] else None
     for a, b in lay.chunks(x.element_size()):
-        gc = _rows(g_t, lay, a, b)
+        gc = _rows(g_t, lay, a, b, lay.og)
         if needs[1]:
-            product = torch.bmm(_rows(patches, lay, a, b).transpose(1, 2), gc)
+            product = torch.bmm(_rows(patches, lay, a, b, lay.depth).transpose(1, 2), gc)
             gw = product if gw is None else gw + product
         if gxs is not None:
             grad_patches = torch.bmm(gc, kernels.transpose(1, 2))
