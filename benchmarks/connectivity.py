@@ -6,8 +6,11 @@ One table. Per shape, rows: locality's op (the path dispatch picks, named in the
 ATen reference path it replaced, the community unfold+einsum recipe (written here), F.conv*d with
 one shared kernel of the same shape, and the floor: the bare batched matmul on patches already laid
 out as (P, C*K, N) (forward: one bmm; forward+backward: the three bmm of forward, weight gradient
-and patch gradient; step: those plus Adam on a weight-sized tensor). Tiled shapes list the three
-exact formulations of locality.kernels.tiled instead of the recipe and the floor.
+and patch gradient; step: those plus Adam on a weight-sized tensor). Tiled shapes list the exact
+formulations instead of the recipe and the floor: the two dispatch chooses between
+(locality.kernels.tiled) and, on the 2-D shapes up to t=4, the two it never chose
+(benchmarks/tiled_formulations.py). After the table, every target of the issue as a ratio measured
+in this run, met or not.
 
 Times: median of R repeats after 2 warm-ups, in ms; forward under no_grad; forward+backward with
 the input and parameters requiring grad, backward from a fixed gradient; step = forward, backward,
@@ -38,6 +41,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import tiled_formulations
 import torch
 import torch.nn.functional as F
 
@@ -71,14 +75,25 @@ class Case:
         return tuple((s + 2 * self.padding - self.k) // self.stride + 1 for s in self.size)
 
 
-def cases(quick: bool) -> list[Case]:
+def cases(quick: bool, only: str | None = None) -> list[Case]:
+    """The issue's shapes, or tiny ones with --quick; ``only``: comma list of name parts."""
+    every = all_cases(quick)
+    if only is None:
+        return every
+    return [c for c in every if any(part in c.name for part in only.split(","))]
+
+
+def all_cases(quick: bool) -> list[Case]:
     """The issue's shapes (DeepFace L4-L6 at batch 8 on CPU), or tiny ones with --quick."""
     if quick:
         return [
             Case("L4-like", "local", 2, 3, 4, (12, 12), 3),
             Case("L5-like", "local", 2, 3, 4, (11, 11), 3, stride=2),
             Case("1-D", "local", 2, 3, 4, (20,), 5),
+            Case("blocks", "local", 2, 3, 4, (8, 8), 2, stride=2),
             Case("tiled t=2", "tiled", 2, 3, 4, (8, 8), 3, padding=1, tile=2),
+            Case("tiled t=4", "tiled", 2, 3, 4, (8, 8), 3, padding=1, tile=4),
+            Case("tiled 3-D t=2", "tiled", 2, 3, 4, (6, 6, 6), 3, padding=1, tile=2),
         ]
     return [
         Case("DeepFace L4", "local", 8, 16, 16, (63, 63), 9),
@@ -86,8 +101,15 @@ def cases(quick: bool) -> list[Case]:
         Case("DeepFace L6", "local", 8, 16, 16, (25, 25), 5),
         Case("small image", "local", 32, 16, 16, (32, 32), 3),
         Case("1-D", "local", 64, 32, 32, (256,), 5),
-        Case("CIFAR tiled t=2", "tiled", 32, 32, 32, (32, 32), 3, padding=1, tile=2),
-        Case("CIFAR tiled t=4", "tiled", 32, 32, 32, (32, 32), 3, padding=1, tile=4),
+        Case("blocks k=s=2", "local", 32, 16, 16, (32, 32), 2, stride=2),
+        Case("1x1", "local", 32, 64, 64, (16, 16), 1),
+        Case("CIFAR tiled t=2", "tiled", 32, 64, 64, (32, 32), 3, padding=1, tile=2),
+        Case("CIFAR tiled t=4", "tiled", 32, 64, 64, (32, 32), 3, padding=1, tile=4),
+        Case("CIFAR tiled t=8", "tiled", 32, 64, 64, (32, 32), 3, padding=1, tile=8),
+        Case("1-D tiled t=2", "tiled", 64, 32, 32, (256,), 5, padding=2, tile=2),
+        Case("1-D tiled t=8", "tiled", 64, 32, 32, (256,), 5, padding=2, tile=8),
+        Case("3-D tiled t=2", "tiled", 8, 16, 16, (16, 16, 16), 3, padding=1, tile=2),
+        Case("3-D tiled t=4", "tiled", 8, 16, 16, (16, 16, 16), 3, padding=1, tile=4),
     ]
 
 
@@ -114,7 +136,7 @@ def unfold_einsum(case: Case) -> Method:
 
 def methods(case: Case) -> dict[str, Method]:
     """Name -> method. The weight is the layer's own (positions or tile offsets first)."""
-    conv = {1: F.conv1d, 2: F.conv2d}[case.d]
+    conv = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}[case.d]
     grid = case.d
     shared = lambda w: w[(0,) * grid]  # noqa: E731 - one kernel of the bank, as a conv weight
     if case.kind == "local":
@@ -131,9 +153,11 @@ def methods(case: Case) -> dict[str, Method]:
     def formulation(f: tiled.Formulation) -> Method:
         return lambda x, w, b: f(pad(x), w, b, (case.stride,) * grid, (1,) * grid, 1, case.out)
 
+    # The never-dispatched formulations are slow at large tiles (embedded: 11x the FLOPs at t=8).
+    others = tiled_formulations.FORMULATIONS if case.d == 2 and case.tile <= 4 else {}
     return {
         "locality": lambda x, w, b: tiled_conv(x, w, b, case.stride, case.padding),
-        **{name: formulation(f) for name, f in tiled.FORMULATIONS.items()},
+        **{name: formulation(f) for name, f in {**tiled.FORMULATIONS, **others}.items()},
         "F.conv": lambda x, w, b: conv(x, shared(w), b[(0,) * grid], case.stride, case.padding),
     }
 
@@ -293,7 +317,7 @@ def accounted_bytes(case: Case) -> tuple[int, int]:
 def algorithm(case: Case, name: str, device: str) -> str:
     """The path dispatch takes (locality rows), or the FLOP overhead of ``embedded``."""
     if name == "embedded":
-        ratio = tiled.embedded_flop_ratio(
+        ratio = tiled_formulations.embedded_flop_ratio(
             (case.tile,) * case.d, (case.k,) * case.d, (case.stride,) * case.d, (1,) * case.d
         )
         return f"{ratio:.2f}x the FLOPs"
@@ -302,33 +326,38 @@ def algorithm(case: Case, name: str, device: str) -> str:
     x, ((w, b),) = tensors(case, device)
     if case.kind == "local":
         return dispatch.locally_connected_path(x, w, b)
-    return tiled.CHOSEN
+    return dispatch.tiled_path(x, w, b)
 
 
-def peaks(device: str, quick: bool) -> dict[str, int]:
+def peaks(device: str, quick: bool, only: str | None) -> dict[str, int]:
     """Peak bytes per "shape/method" (see peak_bytes); run on CPU in its own process."""
     return {
         f"{case.name}/{name}": peak_bytes(case, method, device)
-        for case in cases(quick)
+        for case in cases(quick, only)
         for name, method in methods(case).items()
     }
 
 
-def measured_peaks(device: str, quick: bool, threads: int | None) -> dict[str, int]:
+def measured_peaks(
+    device: str, quick: bool, threads: int | None, only: str | None
+) -> dict[str, int]:
     """On CPU, peaks() in a child with MALLOC_MMAP_THRESHOLD_ set: it would slow the timings."""
     if device == "cuda":
-        return peaks(device, quick)
+        return peaks(device, quick, only)
     command = [sys.executable, os.path.abspath(__file__), "--memory-only"]
     command += ["--quick"] * quick + (["--threads", str(threads)] if threads else [])
+    command += ["--cases", only] if only else []
     env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": MMAP_THRESHOLD}
     done = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
     return json.loads(done.stdout)
 
 
-def run(device: str, quick: bool, repeats: int, peak: dict[str, int]) -> list[dict]:
+def run(
+    device: str, quick: bool, repeats: int, peak: dict[str, int], only: str | None = None
+) -> list[dict]:
     """Time every method on every shape; ``peak`` holds the memory column (may be empty)."""
     rows = []
-    for case in cases(quick):
+    for case in cases(quick, only):
         accounted, patch = accounted_bytes(case)
         for name, method in methods(case).items():
             fwd, fb = time_method(case, method, repeats, device)
@@ -391,6 +420,36 @@ def table(rows: list[dict]) -> str:
             f"{f(r['extra/patch'], '.2f')} | "
             f"{f(r['fwd x'], '.1f')} | {f(r['fb x'], '.1f')} | {r['vs']} | {r['algorithm']} |"
         )
+    return "\n".join(lines)
+
+
+#: The issue's tiled targets: forward+backward over F.conv on the CIFAR shape, per tile.
+TILED_TARGETS = {"CIFAR tiled t=2": 1.8, "CIFAR tiled t=4": 2.5, "CIFAR tiled t=8": 2.5}
+
+#: Locally connected: forward and forward+backward within this factor of the bmm floor.
+FLOOR_FACTOR = 2.0
+
+
+def targets(rows: list[dict]) -> str:
+    """Each target of the issue as a ratio measured in this run, and whether it is met."""
+    by = {(r["case"], r["method"]): r for r in rows}
+    lines = ["| target | measured | met |", "|---|---|---|"]
+    for case, bound in TILED_TARGETS.items():
+        if (case, "locality") in by:
+            ratio = by[case, "locality"]["fb"] / by[case, "F.conv"]["fb"]
+            lines.append(
+                f"| {case}: fwd+bwd / F.conv <= {bound} | {ratio:.2f} | "
+                f"{'yes' if ratio <= bound else 'no'} |"
+            )
+    for (case, method), row in by.items():
+        if method != "bmm floor":
+            continue
+        for key, label in (("fwd", "fwd"), ("fb", "fwd+bwd")):
+            ratio = by[case, "locality"][key] / row[key]
+            lines.append(
+                f"| {case}: {label} / bmm floor <= {FLOOR_FACTOR:g} | {ratio:.2f} | "
+                f"{'yes' if ratio <= FLOOR_FACTOR else 'no'} |"
+            )
     return "\n".join(lines)
 
 
@@ -506,6 +565,9 @@ def main(argv: list[str] | None = None) -> None:
         "--repeats", type=int, default=None, help="timed repeats (default 10, quick 2)"
     )
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory column")
+    parser.add_argument(
+        "--cases", default=None, help="only shapes whose name contains one of these (comma list)"
+    )
     parser.add_argument("--memory-only", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument(
         "--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)"
@@ -514,9 +576,11 @@ def main(argv: list[str] | None = None) -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.memory_only:
-        print(json.dumps(peaks(args.device, args.quick)))
+        print(json.dumps(peaks(args.device, args.quick, args.cases)))
         return
-    peak = {} if args.no_memory else measured_peaks(args.device, args.quick, args.threads)
+    peak = (
+        {} if args.no_memory else measured_peaks(args.device, args.quick, args.threads, args.cases)
+    )
     repeats = args.repeats or (2 if args.quick else 10)
     torch.manual_seed(0)
     name = torch.cuda.get_device_name() if args.device == "cuda" else f"{os.cpu_count()}-core CPU"
@@ -524,7 +588,11 @@ def main(argv: list[str] | None = None) -> None:
         f"torch {torch.__version__}, {name}, {torch.get_num_threads()} threads, "
         f"median of {repeats} after 2 warm-ups"
     )
-    print(table(run(args.device, args.quick, repeats, peak)))
+    rows = run(args.device, args.quick, repeats, peak, args.cases)
+    print(table(rows))
+    print()
+    print(targets(rows))
+    print()
     print(between_table(between_rows(args.quick, repeats, args.device)))
 
 

@@ -17,7 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
-from locality.kernels import dispatch, local_cpu, local_op, reference, tiled
+from benchmarks import tiled_formulations
+from locality.kernels import chunked_bmm, dispatch, local_op, reference, tiled, tiled_gemm
 
 CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
 F64 = torch.float64
@@ -29,6 +30,10 @@ GEOMETRIES = [
     (2, (9, 8), (3, 2), (1, 2), (2, 1), 1, 3, 4),
     (2, (7, 7), (3, 3), (2, 2), (1, 1), 3, 6, 3),
     (3, (6, 5, 6), (2, 2, 3), (1, 1, 2), (1, 2, 1), 2, 4, 4),
+    # windows that do not overlap: the fold is one copy (kernel == stride, 1x1, dilated)
+    (2, (8, 9), (2, 3), (2, 3), (1, 1), 1, 3, 4),
+    (1, (10,), (1,), (1,), (1,), 2, 4, 6),
+    (2, (9, 9), (2, 1), (3, 2), (2, 1), 1, 2, 3),
 ]
 
 
@@ -73,7 +78,7 @@ def explicit_local(x, weight, bias, stride, dilation, groups):
 
 @pytest.fixture
 def tiny_chunks(monkeypatch):
-    monkeypatch.setattr(local_cpu, "CHUNK_BYTES", 64)
+    monkeypatch.setattr(chunked_bmm, "CHUNK_BYTES", 64)
 
 
 @pytest.mark.parametrize("geometry", GEOMETRIES)
@@ -196,15 +201,25 @@ def tiled_as_local(weight, bias, out):
     return local, bias
 
 
-@pytest.mark.parametrize("name", sorted(tiled.FORMULATIONS))
+#: Every exact formulation: the two dispatch chooses between and the two kept for the benchmark.
+ALL_TILED = {**tiled.FORMULATIONS, **tiled_formulations.FORMULATIONS}
+
+
+@pytest.fixture
+def tiny_tiled_chunks(monkeypatch):
+    """batched_gemm's products span several chunks (one tile row each)."""
+    monkeypatch.setattr(tiled_gemm, "CHUNK_BYTES", 64)
+
+
+@pytest.mark.parametrize("name", sorted(ALL_TILED))
 @pytest.mark.parametrize("geometry", TILED)
-def test_tiled_formulations_match_explicit_definition(name, geometry):
+def test_tiled_formulations_match_explicit_definition(name, geometry, tiny_tiled_chunks):
     d, size, kernel, stride, dilation, groups, cin, cout, tile = geometry
     out = out_size(size, kernel, stride, dilation)
     x = torch.randn(2, cin, *size, dtype=F64, requires_grad=True)
     weight = torch.randn(*tile, cout, cin // groups, *kernel, dtype=F64, requires_grad=True)
     for bias in biases(tile, cout):
-        got = tiled.FORMULATIONS[name](x, weight, bias, stride, dilation, groups, out)
+        got = ALL_TILED[name](x, weight, bias, stride, dilation, groups, out)
         local, local_bias = tiled_as_local(weight, bias, out)
         expected = reference.locally_connected(x, local, local_bias, stride, dilation, groups)
         torch.testing.assert_close(got, expected)
@@ -218,24 +233,26 @@ def test_tiled_formulations_match_explicit_definition(name, geometry):
             torch.testing.assert_close(g, e)
 
 
-@pytest.mark.parametrize("name", sorted(tiled.FORMULATIONS))
+@pytest.mark.parametrize("name", sorted(ALL_TILED))
 def test_tiled_formulations_equal_convolution_with_one_kernel(name):
     x = torch.randn(2, 4, 11, 10, dtype=F64)
     kernel = torch.randn(6, 2, 3, 2, dtype=F64)
     bias = torch.randn(6, dtype=F64)
     expected = F.conv2d(x, kernel, bias, (1, 2), 0, (2, 1), 2)
     weight = kernel.expand(3, 2, *kernel.shape)
-    got = tiled.FORMULATIONS[name](x, weight, bias, (1, 2), (2, 1), 2, expected.shape[2:])
+    got = ALL_TILED[name](x, weight, bias, (1, 2), (2, 1), 2, expected.shape[2:])
     torch.testing.assert_close(got, expected)
 
 
-@pytest.mark.parametrize("name", sorted(tiled.FORMULATIONS))
+# batched_gemm is an autograd.Function written with in-place chunk writes: under torch.func
+# transforms dispatch runs per_offset instead (checked below).
+@pytest.mark.parametrize("name", ["per_offset", *sorted(tiled_formulations.FORMULATIONS)])
 def test_tiled_formulations_vmap_over_weights(name):
     x = torch.randn(2, 3, 9, 7, dtype=F64)
     weights = torch.randn(3, 2, 2, 4, 3, 3, 2, dtype=F64)
     bias = torch.randn(3, 2, 2, 4, dtype=F64)
     out = (7, 6)
-    f = tiled.FORMULATIONS[name]
+    f = ALL_TILED[name]
     got = torch.func.vmap(lambda w, b: f(x, w, b, (1, 1), (1, 1), 1, out))(weights, bias)
     for i in range(3):
         torch.testing.assert_close(got[i], f(x, weights[i], bias[i], (1, 1), (1, 1), 1, out))
@@ -243,7 +260,7 @@ def test_tiled_formulations_vmap_over_weights(name):
 
 def test_embedded_kernel_places_each_dilated_kernel_at_its_offset():
     weight = torch.randn(2, 3, 1, 2, dtype=F64)  # tile 2, O=3, C=1, k=2
-    big = tiled.embedded_kernel(weight, stride=(3,), dilation=(2,))
+    big = tiled_formulations.embedded_kernel(weight, stride=(3,), dilation=(2,))
     assert big.shape == (6, 1, 3 + 2 + 1)  # extent (t-1)*s + (k-1)*dl + 1
     for o, r in itertools.product(range(3), range(2)):
         expected = torch.zeros(6, dtype=F64)
@@ -253,7 +270,47 @@ def test_embedded_kernel_places_each_dilated_kernel_at_its_offset():
 
 
 def test_embedded_flop_ratio():
-    assert math.isclose(tiled.embedded_flop_ratio((2, 2), (3, 3), (1, 1), (1, 1)), 16 / 9)
+    assert math.isclose(
+        tiled_formulations.embedded_flop_ratio((2, 2), (3, 3), (1, 1), (1, 1)), 16 / 9
+    )
+
+
+def test_tiled_dispatch_rule_by_kernel_count_and_aten_under_transforms_and_flop_counting():
+    x = torch.randn(2, 3, 10, 10)
+    small, large = torch.randn(2, 2, 4, 3, 3, 3), torch.randn(4, 4, 4, 3, 3, 3)
+    assert dispatch.tiled_path(x, small, None) == "per_offset"
+    assert dispatch.tiled_path(x, large, None) == "batched_gemm"
+    with FlopCounterMode(display=False):
+        assert dispatch.tiled_path(x, large, None) == "per_offset"
+    seen = []
+    torch.func.vmap(lambda w: seen.append(dispatch.tiled_path(x, w, None)) or w)(
+        torch.stack([large, large])
+    )
+    assert seen == ["per_offset"]
+
+
+@pytest.mark.parametrize("bias_shape", [None, "shared", "tiled"])
+def test_batched_gemm_forward_mode_ad_matches_the_convolutions(bias_shape):
+    """The hand-written jvp against torch.func.jvp through per_offset (ATen convolutions)."""
+    x = torch.randn(2, 4, 9, 8, dtype=F64)
+    weight = torch.randn(3, 2, 4, 2, 3, 2, dtype=F64)
+    bias = {None: None, "shared": torch.randn(4, dtype=F64), "tiled": torch.randn(3, 2, 4)}
+    b = bias[bias_shape]
+    b = None if b is None else b.to(F64)
+    primals = (x, weight) if b is None else (x, weight, b)
+    tangents = tuple(torch.randn_like(p) for p in primals)
+
+    def run(f):
+        return lambda x, w, b=None: f(x, w, b, (1, 2), (1, 1), 2, (7, 4))
+
+    with torch.autograd.forward_ad.dual_level():
+        duals = [
+            torch.autograd.forward_ad.make_dual(p, t)
+            for p, t in zip(primals, tangents, strict=True)
+        ]
+        got = torch.autograd.forward_ad.unpack_dual(run(tiled_gemm.batched_gemm)(*duals)).tangent
+    _, expected = torch.func.jvp(run(tiled.per_offset), primals, tangents)
+    torch.testing.assert_close(got, expected)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -271,5 +328,7 @@ def test_benchmark_quick_runs_and_prints_one_table():
     )
     lines = [line for line in done.stdout.splitlines() if line.startswith("|")]
     methods = {line.split("|")[2].strip() for line in lines[2:]}
-    assert {"locality", "unfold+einsum", "F.conv", "bmm floor", "embedded", "per_offset"} <= methods
+    expected = {"locality", "unfold+einsum", "F.conv", "bmm floor", "embedded", "per_offset"}
+    assert expected | {"batched_gemm", "unfold_matmul"} <= methods
+    assert "| target | measured | met |" in done.stdout
     assert "chunked_bmm" in done.stdout

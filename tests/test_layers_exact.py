@@ -11,6 +11,7 @@ import torch.nn.functional as F
 
 import locality
 from locality import functional as LF
+from locality.kernels import dispatch, tiled
 from tests.dense_reference import apply_dense
 
 LOCAL = {
@@ -106,8 +107,15 @@ def _fits(cfg: dict) -> bool:
 CONFIGS = [c for c in _configs(60) if _fits(c)]
 
 
+@pytest.fixture(params=sorted(tiled.FORMULATIONS))
+def tiled_formulation(request, monkeypatch):
+    """Force each formulation dispatch can choose for tiled layers (it picks by tile size)."""
+    monkeypatch.setattr(dispatch, "tiled_path", lambda *tensors: request.param)
+    return request.param
+
+
 @pytest.mark.parametrize("cfg", CONFIGS, ids=lambda c: f"{c['kind']}{c['d']}d-{c['padding_mode']}")
-def test_layer_equals_its_dense_matrix(cfg):
+def test_layer_equals_its_dense_matrix(cfg, tiled_formulation):
     layer = _build(cfg)
     with torch.no_grad():  # nonzero everywhere, so a misplaced weight cannot hide
         layer.weight.normal_()

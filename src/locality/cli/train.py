@@ -44,6 +44,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--fsdp",
+        action="store_true",
+        help="under torchrun, shard parameters, gradients and optimiser state with FSDP2 "
+        "(torch.distributed.fsdp.fully_shard) instead of DDP; cannot --resume",
+    )
     parser.set_defaults(run=run)
 
 
@@ -63,6 +69,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.resume and args.out is None:
         raise SystemExit("locality train: --resume needs --out, the run directory to resume from")
+    if args.fsdp and args.resume:
+        raise SystemExit("locality train: --fsdp cannot --resume; train without --resume")
     if args.tile_size is not None and args.model != "tiled":
         raise SystemExit(
             f"locality train: --tile-size is only for --model tiled, got --model {args.model}"
@@ -106,6 +114,7 @@ def run(args: argparse.Namespace) -> int:
             resume=args.resume,
             device=args.device,
             progress=not args.no_progress,
+            fsdp=args.fsdp,
         )
     finally:
         distributed.shutdown(context)

@@ -4,9 +4,11 @@ Inputs arrive validated and zero padded; see :mod:`locality.kernels.reference` f
 
 Locally connected:
 
-- while ``torch.export`` (and so the ONNX exporter) traces, or under a ``torch.func`` transform
-  (vmap, grad), :func:`locality.kernels.reference.locally_connected`: ATen ops only, which every
-  exporter and functorch transform understands;
+- while ``torch.export`` or ``torch.jit`` (and so either ONNX exporter) traces, under a
+  ``torch.func`` transform (vmap, grad, jvp) or with forward-mode AD tangents
+  (``torch.autograd.forward_ad``): :func:`locality.kernels.reference.locally_connected`, ATen ops
+  only, which every exporter, functorch transform and forward-mode AD understands (custom ops
+  have no forward-mode formula);
 - CUDA with Triton: :func:`locality.kernels.triton_local.locally_connected` (fused kernels);
 - otherwise (CPU, CUDA without Triton, torch.compile): the ``locality::locally_connected`` custom
   op (:mod:`locality.kernels.local_op`).
@@ -14,16 +16,26 @@ Locally connected:
 Under autocast the custom-op paths get their operands cast to the autocast dtype.
 
 Tiled: a locally connected layer when every position has its own kernel, else the formulation
-``locality.kernels.tiled.CHOSEN``.
+:func:`tiled_path` names (of ``locality.kernels.tiled.FORMULATIONS``).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
+import torch.autograd.forward_ad as forward_ad
+from torch.utils._python_dispatch import _get_current_dispatch_mode
 
 from locality.kernels import local_op, reference, tiled
+
+#: Tiles of at most this many kernels (prod(tile_size)) run ``per_offset``, larger ones
+#: ``batched_gemm``. Measured with ``benchmarks/connectivity.py`` (docs/performance.md): on the
+#: CIFAR shape ``per_offset`` was faster forward+backward at 4 kernels (t=2) and several times
+#: slower at 16 (t=4) and 64 (t=8), where its R strided convolutions and R input-sized gradients
+#: dominate; ``batched_gemm`` costs about the same at every tile.
+PER_OFFSET_MAX_KERNELS = 4
 
 
 def _functorch_wrapped(*tensors: torch.Tensor | None) -> bool:
@@ -33,11 +45,23 @@ def _functorch_wrapped(*tensors: torch.Tensor | None) -> bool:
     )
 
 
+def _has_tangent(*tensors: torch.Tensor | None) -> bool:
+    """Whether any tensor carries a forward-mode AD tangent (``torch.autograd.forward_ad``)."""
+    return any(t is not None and forward_ad.unpack_dual(t).tangent is not None for t in tensors)
+
+
+def _aten_only(*tensors: torch.Tensor | None) -> bool:
+    """Whether only ATen ops will do: exporting, TorchScript tracing, functorch, forward AD."""
+    if torch.compiler.is_exporting() or torch.jit.is_tracing():
+        return True
+    if torch.compiler.is_compiling():
+        return False
+    return _functorch_wrapped(*tensors) or _has_tangent(*tensors)
+
+
 def locally_connected_path(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> str:
     """The name of the implementation :func:`locally_connected` runs for these tensors."""
-    if torch.compiler.is_exporting():
-        return "reference"
-    if not torch.compiler.is_compiling() and _functorch_wrapped(x, weight, bias):
+    if _aten_only(x, weight, bias):
         return "reference"
     if x.device.type == "cuda":
         try:
@@ -85,6 +109,16 @@ def tiled_conv(
 ) -> torch.Tensor:
     """(N, C, *S) padded -> (N, O, *out_size)."""
     d = len(out_size)
+    if torch.jit.is_tracing():
+        # TorchScript tracing (torch.onnx.export(..., dynamo=False)) records sizes as constants
+        # and ONNX has no slice_scatter: run the layer as locally connected, gathering kernel
+        # i mod t for every position (exact; the exported graph holds that gather).
+        tile = weight.shape[:d]
+        index = [torch.arange(int(o)) % t for o, t in zip(out_size, tile, strict=True)]
+        grid = torch.meshgrid(*index, indexing="ij")
+        if bias is not None and bias.dim() > 1:
+            bias = bias[grid]
+        return reference.locally_connected(x, weight[grid], bias, stride, dilation, groups)
     whole = all(t >= o for t, o in zip(weight.shape[:d], out_size, strict=True))
     if whole and any(o > 1 for o in out_size):
         # Every output position has a kernel of its own: a locally connected layer.
@@ -92,4 +126,22 @@ def tiled_conv(
         if bias is not None and bias.dim() > 1:
             bias = bias[crop]
         return locally_connected(x, weight[crop], bias, stride, dilation, groups)
-    return tiled.FORMULATIONS[tiled.CHOSEN](x, weight, bias, stride, dilation, groups, out_size)
+    path = tiled_path(x, weight, bias)
+    return tiled.FORMULATIONS[path](x, weight, bias, stride, dilation, groups, out_size)
+
+
+def tiled_path(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> str:
+    """The formulation :func:`tiled_conv` runs when the tile does not cover the output.
+
+    ``per_offset`` (convolutions, ATen only) while exporting, tracing or compiling, under
+    ``torch.func`` transforms, and under a dispatch mode such as ``FlopCounterMode`` (which then
+    counts the layer's own FLOPs); otherwise by the number of kernels, see
+    :data:`PER_OFFSET_MAX_KERNELS`.
+    """
+    if _aten_only(x, weight, bias) or torch.compiler.is_compiling():
+        return "per_offset"
+    if _get_current_dispatch_mode() is not None:
+        return "per_offset"
+    d = (weight.dim() - 2) // 2
+    kernels = math.prod(weight.shape[:d])
+    return "per_offset" if kernels <= PER_OFFSET_MAX_KERNELS else "batched_gemm"

@@ -1,6 +1,6 @@
 """The locally connected op and its two backward products as ``torch.library`` custom ops.
 
-``locality::locally_connected`` runs :mod:`locality.kernels.local_cpu` (plain PyTorch, so any
+``locality::locally_connected`` runs :mod:`locality.kernels.chunked_bmm` (plain PyTorch, so any
 device). Each op has a fake (meta) implementation, a flop formula and an autograd formula made of
 the other two, so torch.compile, FlopCounterMode and higher derivatives (gradgradcheck) see
 through it:
@@ -26,7 +26,7 @@ from typing import Any
 import torch
 from torch.utils.flop_counter import register_flop_formula
 
-from locality.kernels import local_cpu
+from locality.kernels import chunked_bmm
 
 
 @torch.library.custom_op("locality::locally_connected", mutates_args=())
@@ -39,7 +39,7 @@ def locally_connected(
     groups: int,
 ) -> torch.Tensor:
     """(N, C, *S) -> (N, O, *out_size)."""
-    return local_cpu.forward(x, weight, bias, stride, dilation, groups)
+    return chunked_bmm.forward(x, weight, bias, stride, dilation, groups)
 
 
 @torch.library.custom_op("locality::locally_connected_grad_input", mutates_args=())
@@ -52,7 +52,7 @@ def grad_input(
     groups: int,
 ) -> torch.Tensor:
     """(N, O, *out_size) -> (N, C, *spatial)."""
-    return local_cpu.grad_input(grad_out, weight, spatial, stride, dilation, groups)
+    return chunked_bmm.grad_input(grad_out, weight, spatial, stride, dilation, groups)
 
 
 @torch.library.custom_op("locality::locally_connected_grad_weight", mutates_args=())
@@ -65,7 +65,7 @@ def grad_weight(
     groups: int,
 ) -> torch.Tensor:
     """(N, O, *out_size), (N, C, *S) -> (*out_size, O, C // g, *kernel_size)."""
-    return local_cpu.grad_weight(grad_out, x, kernel_size, stride, dilation, groups)
+    return chunked_bmm.grad_weight(grad_out, x, kernel_size, stride, dilation, groups)
 
 
 def register_op_family(forward_name: str, output_dtype: bool = False) -> None:

@@ -2,7 +2,7 @@
 
 It runs on every device and dtype torch supports, is differentiable by autograd, and is what
 ``torch.export`` (hence ONNX) and ``torch.func`` transforms see. The tiled formulations live in
-:mod:`locality.kernels.tiled`; the fast locally connected paths in ``local_cpu``/``local_op``.
+:mod:`locality.kernels.tiled`; the fast locally connected paths in ``chunked_bmm``/``local_op``.
 
 Shapes (d = number of spatial dimensions, g = groups):
     x:      (N, C, *padded_size), zero padding already applied
@@ -26,10 +26,29 @@ def unfold_windows(
     ``x`` has shape (*spatial, *rest); the result has shape (*out, *rest, *kernel_size) and
     shares memory with ``x`` (no copy is made).
     """
+    if torch.jit.is_tracing():
+        return _sliced_windows(x, kernel_size, stride, dilation)
     for dim, (k, s, dl) in enumerate(zip(kernel_size, stride, dilation, strict=False)):
         x = x.unfold(dim, dl * (k - 1) + 1, s)
         if dl > 1:
             x = x[..., ::dl]
+    return x
+
+
+def _sliced_windows(
+    x: torch.Tensor, kernel_size: Sequence[int], stride: Sequence[int], dilation: Sequence[int]
+) -> torch.Tensor:
+    """``unfold_windows`` as strided slices stacked (a copy), for TorchScript tracing: the ONNX
+    exporter cannot export ``unfold`` of a padded input ("input size not accessible")."""
+    for dim, (k, s, dl) in enumerate(zip(kernel_size, stride, dilation, strict=False)):
+        count = (int(x.shape[dim]) - dl * (k - 1) - 1) // s + 1
+        taps = [
+            x.narrow(dim, j * dl, s * (count - 1) + 1)[
+                (slice(None),) * dim + (slice(None, None, s),)
+            ]
+            for j in range(k)
+        ]
+        x = torch.stack(taps, -1)
     return x
 
 

@@ -44,7 +44,7 @@ from typing import Any
 import torch
 
 from locality.kernels import local_op, reference
-from locality.kernels.local_cpu import batch_last
+from locality.kernels.chunked_bmm import batch_last
 
 #: Set to 1 to make :func:`available` report False (dispatch then uses the PyTorch path).
 DISABLE_ENV = "LOCALITY_DISABLE_TRITON"

@@ -4,18 +4,29 @@ Nothing here moves data between processes by hand. ``torchrun`` (or the caller) 
 processes and describes them in the environment (``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``,
 ``MASTER_ADDR``, ``MASTER_PORT``); :func:`init_from_env` joins that process group with ``gloo`` on
 CPU or ``nccl`` on GPU; :func:`wrap_model` hands the model to
-``torch.nn.parallel.DistributedDataParallel``, which averages gradients across processes; and the
-training loop splits each global batch with ``torch.utils.data.DistributedSampler``.
+``torch.nn.parallel.DistributedDataParallel``, which averages gradients across processes, or with
+``shard=True`` to FSDP2 (``torch.distributed.fsdp.fully_shard``), which also shards parameters,
+gradients and optimiser state across processes (each holds 1/world_size of every weight and
+gathers one layer's full weight at a time); and the training loop splits each global batch with
+``torch.utils.data.DistributedSampler``. FSDP2 runs on CPU with gloo (checked with torch 2.13).
 """
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.distributed as dist
 from torch import nn
+from torch.distributed.checkpoint.state_dict import (
+    StateDictOptions,
+    get_model_state_dict,
+    get_optimizer_state_dict,
+)
+from torch.distributed.fsdp import fully_shard
+from torch.distributed.tensor import DTensor
 from torch.nn.parallel import DistributedDataParallel
 
 
@@ -96,16 +107,50 @@ def shutdown(context: Context) -> None:
         dist.destroy_process_group()
 
 
-def wrap_model(model: nn.Module, context: Context) -> nn.Module:
+def wrap_model(model: nn.Module, context: Context, shard: bool = False) -> nn.Module:
     """``DistributedDataParallel(model)`` when there are several processes, else ``model``.
 
     DDP broadcasts rank 0's parameters and buffers at construction and averages gradients in
     ``backward``, so every rank holds the same parameters after every step.
+
+    ``shard=True``: FSDP2 instead, in place (the model's parameters become ``DTensor`` shards,
+    so build the optimiser after this call): every module that holds parameters of its own is one
+    ``fully_shard`` unit, then the root. Rank 0's parameters are broadcast first, as DDP does.
     """
     if context.world_size == 1:
         return model
-    device_ids = [context.device.index] if context.device.type == "cuda" else None
-    return DistributedDataParallel(model, device_ids=device_ids)
+    if not shard:
+        device_ids = [context.device.index] if context.device.type == "cuda" else None
+        return DistributedDataParallel(model, device_ids=device_ids)
+    with torch.no_grad():
+        for tensor in [*model.parameters(), *model.buffers()]:
+            dist.broadcast(tensor, src=0)
+    for module in list(model.modules())[1:]:
+        if any(True for _ in module.parameters(recurse=False)):
+            fully_shard(module)
+    fully_shard(model)
+    return model
+
+
+def is_sharded(model: nn.Module) -> bool:
+    """Whether the model's parameters are FSDP2 shards (``DTensor``)."""
+    return any(isinstance(p, DTensor) for p in model.parameters())
+
+
+def full_state(
+    model: nn.Module, optimizer: torch.optim.Optimizer
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The whole model and optimiser state dicts, on CPU, also for a sharded model.
+
+    For an FSDP2 model this gathers the shards: every process must call it (it is collective).
+    """
+    if not is_sharded(model):
+        return model.state_dict(), optimizer.state_dict()
+    options = StateDictOptions(full_state_dict=True, cpu_offload=True)
+    return (
+        get_model_state_dict(model, options=options),
+        get_optimizer_state_dict(model, optimizer, options=options),
+    )
 
 
 def mean_over_ranks(value: float, context: Context) -> float:

@@ -105,6 +105,7 @@ def train_family(
     resume: bool = False,
     device: str | torch.device | None = None,
     progress: bool = True,
+    fsdp: bool = False,
 ) -> tuple[nn.Module, RunResult]:
     """Seed, build one family's model for ``data`` (see :func:`~locality.train.models.build_model`)
     and :func:`train` it. Returns the trained (unwrapped) model and its result."""
@@ -121,6 +122,7 @@ def train_family(
         resume=resume,
         device=device,
         progress=progress,
+        fsdp=fsdp,
     )
     return model, result
 
@@ -136,6 +138,7 @@ def train(
     device: str | torch.device | None = None,
     progress: bool = True,
     after_step: Callable[[int], object] | None = None,
+    fsdp: bool = False,
 ) -> RunResult:
     """Train ``model`` (logits ``(N, classes)`` from inputs ``(N, *data.input_shape)``) in place.
 
@@ -155,8 +158,13 @@ def train(
         progress: show a tqdm progress bar.
         after_step: called with the step number (from 1) after each optimiser step, e.g. a
             :class:`~locality.train.WeightSharing`; its time counts as training time.
+        fsdp: in a process group, shard parameters, gradients and optimiser state with FSDP2
+            (:func:`~locality.train.distributed.wrap_model`) instead of DDP; the checkpoint
+            holds the gathered whole state. Cannot resume (yet).
     """
     context = distributed.current(device)
+    if fsdp and resume:
+        raise ValueError("train: fsdp=True cannot resume from a checkpoint; train without resume")
     if config.batch_size % context.world_size:
         raise ValueError(
             f"train: batch_size ({config.batch_size}) must be divisible by the number of "
@@ -183,6 +191,8 @@ def train(
     model.to(context.device)
     x_train, y_train = data.x_train.to(context.device), data.y_train.to(context.device)
     x_test, y_test = data.x_test.to(context.device), data.y_test.to(context.device)
+    # FSDP2 replaces the parameters by shards: the optimiser must be built on those.
+    sharded = distributed.wrap_model(model, context, shard=True) if fsdp else None
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
 
     run_path = Path(run_dir) if run_dir is not None else None
@@ -199,7 +209,7 @@ def train(
         )
     if start > config.steps:
         raise ValueError(f"train: the checkpoint is at step {start}, past steps={config.steps}")
-    parallel = distributed.wrap_model(model, context)
+    parallel = sharded if sharded is not None else distributed.wrap_model(model, context)
 
     bar = _progress_bar(config.steps, start, name, enabled=progress and context.is_main)
     window_loss, window_steps = 0.0, 0
@@ -242,14 +252,21 @@ def train(
                 )
         if (
             run_path is not None
-            and context.is_main
+            and (context.is_main or sharded is not None)  # gathering shards takes every rank
             and (
                 step == config.steps
                 or (config.checkpoint_every and step % config.checkpoint_every == 0)
             )
         ):
             _save_checkpoint(
-                run_path / CHECKPOINT, model, optimizer, config, step, history, train_seconds
+                run_path / CHECKPOINT,
+                model,
+                optimizer,
+                config,
+                step,
+                history,
+                train_seconds,
+                write=context.is_main,
             )
         if bar is not None:
             bar.update(1)
@@ -329,12 +346,16 @@ def _save_checkpoint(
     step: int,
     history: list[dict],
     train_seconds: float,
+    write: bool = True,
 ) -> None:
+    model_state, optimizer_state = distributed.full_state(model, optimizer)
+    if not write:
+        return
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {
         "step": step,
-        "model": model.state_dict(),
-        "optimizer": optimizer.state_dict(),
+        "model": model_state,
+        "optimizer": optimizer_state,
         "config": asdict(config),
         "history": history,
         "train_seconds": train_seconds,

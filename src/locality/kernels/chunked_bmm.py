@@ -33,6 +33,10 @@ from locality.kernels.reference import unfold_windows
 #: loop costs little (measured on the benchmark shapes; see docs/performance.md).
 CHUNK_BYTES = 2 << 20
 
+#: grad_input's chunks are this many times larger: its fold costs one strided add per kernel
+#: offset and chunk, so fewer, larger chunks mean fewer and larger adds.
+FOLD_CHUNKS = 4
+
 
 def batch_last(t: torch.Tensor) -> torch.Tensor:
     """(N, C, *S) -> contiguous (*S, C, N)."""
@@ -54,9 +58,9 @@ def _windows(
     return unfold_windows(xt, kernel_size, stride, dilation).movedim(d + 1, -1)
 
 
-def _chunks(out_size: Sequence[int], row_bytes: int) -> Iterator[tuple[int, int]]:
-    """Ranges [a, b) of the leading output dimension holding about CHUNK_BYTES of patches."""
-    rows = max(1, CHUNK_BYTES // max(1, row_bytes))
+def _chunks(out_size: Sequence[int], row_bytes: int, scale: int = 1) -> Iterator[tuple[int, int]]:
+    """Ranges [a, b) of the leading output dimension holding about scale * CHUNK_BYTES."""
+    rows = max(1, scale * CHUNK_BYTES // max(1, row_bytes))
     for a in range(0, out_size[0], rows):
         yield a, min(out_size[0], a + rows)
 
@@ -125,7 +129,12 @@ def grad_input(
     dilation: Sequence[int],
     groups: int,
 ) -> torch.Tensor:
-    """Patch gradients weight[p]^T @ grad_out[p] folded onto the (N, C, *spatial) input."""
+    """Patch gradients weight[p]^T @ grad_out[p] folded onto the (N, C, *spatial) input.
+
+    When no two windows overlap (kernel extent <= stride in every dimension: kernel == stride
+    blocks, 1x1 kernels) the fold is one copy per chunk into the windows' view of the input
+    gradient; otherwise one strided add per kernel offset and chunk.
+    """
     d = (weight.dim() - 2) // 2
     out_size, kernel_size = weight.shape[:d], weight.shape[d + 2 :]
     n, og, cg = grad_out.shape[0], weight.shape[d] // groups, weight.shape[d + 1]
@@ -136,13 +145,20 @@ def grad_input(
     row_bytes = (
         math.prod(out_size[1:]) * channels * math.prod(kernel_size) * n * grad_out.element_size()
     )
-    for a, b in _chunks(out_size, row_bytes):
+    disjoint = all(
+        (k - 1) * dl + 1 <= s for k, s, dl in zip(kernel_size, stride, dilation, strict=True)
+    )
+    windows = _windows(grad_t, kernel_size, stride, dilation) if disjoint else None
+    for a, b in _chunks(out_size, row_bytes, 1 if disjoint else FOLD_CHUNKS):
         batch = (b - a) * math.prod(out_size[1:]) * groups
         grad_patches = torch.bmm(
             kernels[a:b].reshape(batch, og, cg * math.prod(kernel_size)).transpose(1, 2),
             go_t[a:b].reshape(batch, og, n),
         )
         grad_patches = grad_patches.view(b - a, *out_size[1:], channels, *kernel_size, n)
+        if windows is not None:
+            windows[a:b].copy_(grad_patches)
+            continue
         for offset in itertools.product(*(range(k) for k in kernel_size)):
             lo = [j * dl for j, dl in zip(offset, dilation, strict=False)]
             lo[0] += a * stride[0]
