@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Sequence
+from decimal import Decimal
 
 import torch
 
@@ -25,16 +26,23 @@ _BYTE_UNITS = ("B", "kB", "MB", "GB", "TB", "PB", "EB")
 def format_bytes(n: int) -> str:
     """Bytes in decimal (SI) units, as disks and the notes count, three significant digits.
 
-    ``4_000_000_000_000`` -> ``"4 TB"``; ``1_612_800`` -> ``"1.61 MB"``.
+    ``4_000_000_000_000`` -> ``"4 TB"``; ``1_612_800`` -> ``"1.61 MB"``. Exact for any int (no
+    float conversion), so ``10**400`` bytes prints its integer number of exabytes.
     """
-    value, unit = float(check_int(n, "n", "format_bytes", minimum=0)), 0
-    while value >= 1000 and unit < len(_BYTE_UNITS) - 1:
-        value /= 1000
+    n = check_int(n, "n", "format_bytes", minimum=0)
+    unit = 0
+    while n >= 1000 ** (unit + 1) and unit < len(_BYTE_UNITS) - 1:
         unit += 1
     if unit == 0:
         return f"{n} B"
-    digits = f"{value:.3g}" if value < 1000 else f"{value:,.0f}"
-    return f"{digits} {_BYTE_UNITS[unit]}"
+    scale = 1000**unit
+    if n >= 1000 * scale:  # past the largest unit: an integer, rounded half up
+        whole, rest = divmod(n, scale)
+        return f"{whole + (2 * rest >= scale):,} {_BYTE_UNITS[unit]}"
+    rounded = Decimal(f"{Decimal(n) / Decimal(scale):.3g}")
+    if rounded >= 1000:  # 999.6 kB rounds to 1 MB
+        return format_bytes(1000 ** (unit + 1))
+    return f"{rounded.normalize():f} {_BYTE_UNITS[unit]}"
 
 
 def available_bytes(device: torch.device) -> int | None:

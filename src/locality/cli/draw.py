@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
+from locality.cli.paths import output_folder
 from locality.cli.shapes import count, shape
 
 FIGURES = ("four-panel", "tile-map", "receptive-field")
@@ -128,10 +128,11 @@ def make_figure(args: argparse.Namespace):
     if args.model:
         from torch import nn
 
-        from locality.cli.summary import load
+        from locality.cli.summary import build, load
 
         target = load(args.model)
-        model = target() if callable(target) and not isinstance(target, nn.Module) else target
+        is_maker = callable(target) and not isinstance(target, nn.Module)
+        model = build(target, args.model, {}) if is_maker else target
         if not isinstance(model, nn.Module):
             raise ValueError(f"MODEL: {args.model!r} is neither a module nor makes one")
     else:
@@ -140,16 +141,10 @@ def make_figure(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        from locality.draw import save_figure
-    except ImportError as error:
-        print(f"locality draw: error: {error}", file=sys.stderr)
-        return 2
-    try:
-        figure, stem = make_figure(args)
-    except (ValueError, TypeError) as error:
-        print(f"locality draw: error: {error}", file=sys.stderr)
-        return 2
+    from locality.draw import save_figure
+
+    output_folder(args.out)
+    figure, stem = make_figure(args)
     for path in save_figure(figure, args.out / stem, args.format):
         print(f"wrote {path}")
     return 0

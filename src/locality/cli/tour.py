@@ -393,6 +393,9 @@ def run(args: argparse.Namespace) -> int:
     except ImportError:
         print("locality tour needs matplotlib for its pictures: pip install 'locality[plot]'")
         return 2
+    from locality.cli.paths import output_folder
+
+    output_folder(args.out)
     start = time.perf_counter()
     tour = Tour(args.out, quiet=args.json)
     tour.say(
