@@ -63,6 +63,12 @@ def sliding_window(
     Returns:
         ``(N, *scores, *n)`` with ``n[i] = (spatial[i] - window[i]) // stride[i] + 1``: the score
         map, laid out as a fully convolutional network's output.
+
+    Against ``fcn = fully_convolutional(model, (C, *window))`` with a padding-free backbone: the
+    network has ``(spatial - R) // stride + 1`` cells, ``R = fcn.geometry.receptive_field``,
+    which is more than ``n`` when ``R < window`` (poolings whose floors drop the window's last
+    rows). Its first ``n`` cells are these windows; all of them are the windows of ``x`` padded
+    at the end by ``window - R`` values the model never reads.
     """
     where = "sliding_window"
     d = _check_call(model, x, where)
@@ -103,7 +109,10 @@ def shift_and_stitch(
             ``fully_convolutional``) when ``None``.
 
     Returns:
-        ``(N, K, *fine)``, ``fine[i]`` the largest count every shift can fill.
+        ``(N, K, *fine)``, ``fine[i]`` the largest count every shift can fill. This follows the
+        network's grid, which can have more trailing cells than ``sliding_window``'s (see there:
+        with ``R`` the receptive field, the cells are windows over ``x`` padded by
+        ``window - R``).
     """
     where = "shift_and_stitch"
     d = _check_call(model, x, where)
