@@ -543,7 +543,7 @@ def _visit(gm, node, d, state, features, permutation, dilation) -> None:
         and len(module.normalized_shape) == 1
         and type(module) is nn.LayerNorm
     ):
-        norm = _ChannelLayerNorm(
+        layer_norm = _ChannelLayerNorm(
             module.normalized_shape,
             module.eps,
             module.elementwise_affine,
@@ -551,8 +551,8 @@ def _visit(gm, node, d, state, features, permutation, dilation) -> None:
             device=_device(module),
             dtype=_dtype(module),
         )
-        norm.load_state_dict(module.state_dict())
-        _replace_module(gm, node, norm)
+        layer_norm.load_state_dict(module.state_dict())
+        _replace_module(gm, node, layer_norm)
         state[node] = kind
     elif kind == "vector" and _is_softmax(gm, node, module):
         state[node] = kind
