@@ -100,3 +100,31 @@ def test_errors_say_what_was_expected():
         tile_map_figure(nn.Conv1d(1, 1, 3), (5,))
     with pytest.raises(TypeError, match="Linear, Conv1d"):
         wiring_of(nn.ReLU())
+
+
+def test_receptive_field_boxes_follow_one_unit_and_nest():
+    """Issue 13, item 3: each layer's box lies inside the next one's, and every box holds the
+    input pixels its unit depends on (found independently, by autograd)."""
+    from locality.analysis.summary import summary
+    from locality.cli.draw import demo_stack
+    from locality.draw.receptive_field import unit_windows
+
+    torch.manual_seed(3)
+    model = demo_stack().eval()
+    rows = summary(model, (1, 16, 16)).rows
+    sliding = ("Conv2d", "TiledConv2d", "LocallyConnected2d", "MaxPool2d")
+    layers = [(row, row.receptive_field) for row in rows if row.type in sliding]
+    windows = unit_windows(layers, (7.5, 7.5))
+    assert len(windows) == 4
+    for inner, outer in zip(windows, windows[1:], strict=False):
+        for a, b in zip(inner, outer, strict=True):
+            assert b.start <= a.start and a.stop <= b.stop, (inner, outer)
+    # The last unit's gradient on the input is zero outside its box.
+    x = torch.randn(1, 1, 16, 16, requires_grad=True)
+    field, window = layers[-1][1], windows[-1]
+    position = [(w.start - a) // j for w, a, j in zip(window, field.start, field.jump, strict=True)]
+    model(x)[0, 0, position[0], position[1]].backward()
+    support = x.grad[0, 0].abs() > 0
+    rows_hit, cols_hit = support.any(1).nonzero().flatten(), support.any(0).nonzero().flatten()
+    assert window[0].start <= rows_hit.min() and rows_hit.max() < window[0].stop
+    assert window[1].start <= cols_hit.min() and cols_hit.max() < window[1].stop
