@@ -106,7 +106,7 @@ def receptive_field_figure(
     if not layers:
         raise ValueError(f"{where}: the model has no 2-D sliding-window layer to draw")
     steps = [
-        (row, field, field.size, window)
+        (row, field, window)
         for (row, field), window in zip(layers, unit_windows(layers, point), strict=True)
     ]
 
@@ -119,7 +119,7 @@ def receptive_field_figure(
         ax.plot([0, width], [y, y], color="white", lw=0.7)
     lo_x = lo_y = 0.0
     hi_x, hi_y = float(width), float(height)
-    for number, (row, field, extent, (rows, cols)) in enumerate(steps):
+    for number, (row, field, (rows, cols)) in enumerate(steps):
         colour = kernel_colour(number, max(len(steps), 2))
         top = height - rows.start  # row 0 is drawn at the top, as in an image
         inset = 0.06 * number  # keeps coinciding edges of successive boxes apart
@@ -145,7 +145,7 @@ def receptive_field_figure(
                 zorder=10 + len(steps) - number,
             )
         )
-        size = "x".join(map(str, extent))
+        size = f"{len(rows)}x{len(cols)}"
         stride = "x".join(map(str, field.jump)) if len(set(field.jump)) > 1 else str(field.jump[0])
         layer = f"layer {row.name} ({row.type})" if row.name else row.type
         ax.plot([], [], color=colour, lw=3, label=f"after {layer}: {size}, stride {stride}")
