@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from locality.cli.paths import output_folder
@@ -51,7 +52,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         type=count,
         default=3,
         metavar="K",
-        help="four-panel, tile-map: kernel size (default 3)",
+        help="four-panel: kernel size (default 3); tile-map: the layers' kernel size, which "
+        "sets their input size (the map itself depends only on --output and --tile)",
     )
     parser.add_argument(
         "--tile",
@@ -123,7 +125,15 @@ def make_figure(args: argparse.Namespace):
     if args.figure == "tile-map":
         if len(args.output) != 2:
             raise ValueError(f"--output must be HxW, got {'x'.join(map(str, args.output))}")
-        layers, size = tile_map_layers(args.output, args.kernel, args.tile or 3)
+        tile = args.tile or 3
+        if any(tile > n for n in args.output):
+            print(
+                f"locality draw: warning: --tile {tile} is larger than the "
+                f"{'x'.join(map(str, args.output))} output: the tiled layer stores {tile}x{tile} "
+                f"kernels and uses only {'x'.join(str(min(tile, n)) for n in args.output)} of them",
+                file=sys.stderr,
+            )
+        layers, size = tile_map_layers(args.output, args.kernel, tile)
         return draw.tile_map_figure(layers, size), "tile_map"
     if args.model:
         from torch import nn
