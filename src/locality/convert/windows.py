@@ -92,7 +92,7 @@ def sliding_window(
         patches = patches.unfold(2 + i, w, s)
     counts = tuple(patches.shape[2 : 2 + d])
     total = x.shape[0] * math.prod(counts)
-    per_call = total if batch_size is None else min(batch_size, total)
+    per_call = max(1, total if batch_size is None else min(batch_size, total))
     window_bytes = x.shape[1] * math.prod(size) * x.element_size()
     available = available_bytes(x.device)
     fits = max(1, available // window_bytes) if available is not None else per_call
@@ -106,7 +106,7 @@ def sliding_window(
     # (N, C, *n, *window) -> (N, *n, C, *window): a view; each call copies its windows out.
     windows = patches.movedim(1, 1 + d)
     outputs = []
-    for first in range(0, total, per_call):
+    for first in range(0, max(total, 1), per_call):  # an empty batch still calls model once
         index = torch.arange(first, min(first + per_call, total), device=x.device)
         coordinates = torch.unravel_index(index, (x.shape[0], *counts))
         outputs.append(_checked(_run(model, windows[coordinates], where), len(index), where))
