@@ -164,3 +164,15 @@ def test_tour_json(fast_tour, tmp_path, capsys):
     assert [c["agrees"] for c in result["note_checks"]].count(False) == 1
     assert len(result["files"]) == 3
     assert torch.tensor(result["tiled_kernel_map"]).shape == (6, 6)
+
+
+def test_compare_huge_counts_are_exact_integers(capsys):
+    """Issue 13, items 12 and 24: 10^100 units print exact integers, 10^400 does not overflow."""
+    from locality._memory import format_bytes
+
+    assert format_bytes(32 * 10**100) == f"{32 * 10**82:,} EB"
+    assert format_bytes(999_600) == "1 MB" and format_bytes(1_612_800) == "1.61 MB"
+    code, out, _ = run(capsys, "compare", "--input", "8", "--units", "10^100")
+    assert code == 0 and f"{32 * 10**82:,} EB" in out
+    code, out, err = run(capsys, "compare", "--input", "8", "--units", "10^400")
+    assert code == 0 and not err and f"{8 * 10**400:,}" in out

@@ -100,3 +100,52 @@ def test_errors_say_what_was_expected():
         tile_map_figure(nn.Conv1d(1, 1, 3), (5,))
     with pytest.raises(TypeError, match="Linear, Conv1d"):
         wiring_of(nn.ReLU())
+
+
+def test_receptive_field_boxes_follow_one_unit_and_nest():
+    """Issue 13, item 3: each layer's box lies inside the next one's, and every box holds the
+    input pixels its unit depends on (found independently, by autograd)."""
+    from locality.analysis.summary import summary
+    from locality.cli.draw import demo_stack
+    from locality.draw.receptive_field import unit_windows
+
+    torch.manual_seed(3)
+    model = demo_stack().eval()
+    rows = summary(model, (1, 16, 16)).rows
+    sliding = ("Conv2d", "TiledConv2d", "LocallyConnected2d", "MaxPool2d")
+    layers = [(row, row.receptive_field) for row in rows if row.type in sliding]
+    windows = unit_windows(layers, (7.5, 7.5))
+    assert len(windows) == 4
+    for inner, outer in zip(windows, windows[1:], strict=False):
+        for a, b in zip(inner, outer, strict=True):
+            assert b.start <= a.start and a.stop <= b.stop, (inner, outer)
+    # The last unit's gradient on the input is zero outside its box.
+    x = torch.randn(1, 1, 16, 16, requires_grad=True)
+    field, window = layers[-1][1], windows[-1]
+    position = [(w.start - a) // j for w, a, j in zip(window, field.start, field.jump, strict=True)]
+    model(x)[0, 0, position[0], position[1]].backward()
+    support = x.grad[0, 0].abs() > 0
+    rows_hit, cols_hit = support.any(1).nonzero().flatten(), support.any(0).nonzero().flatten()
+    assert window[0].start <= rows_hit.min() and rows_hit.max() < window[0].stop
+    assert window[1].start <= cols_hit.min() and cols_hit.max() < window[1].stop
+
+
+def test_drawing_counts_plurals_and_colours():
+    """Issue 13, item 24: counts agree with the layer, plurals, a width that grows with the
+    inputs, and neighbouring kernels of a locally connected map in clearly different colours."""
+    from locality.draw import four_panel_figure, tile_map_figure
+    from locality.draw.palette import kernel_colour
+
+    tiled = locality.TiledConv2d(1, 1, 3, tile_size=7)
+    figure = tile_map_figure([tiled], (8, 8))
+    assert "49 kernels (36 used) over 6x6 outputs" in figure.axes[0].get_title()
+    wide = four_panel_figure(30, 3, 2)
+    assert wide.get_figwidth() > four_panel_figure(8, 3, 2).get_figwidth()
+    one = four_panel_figure(3, 3, 2)
+    assert "to 1 output " in one._suptitle.get_text()
+    captions = " ".join(t.get_text() for ax in one.axes for t in ax.texts)
+    assert "1 outputs" not in captions + one._suptitle.get_text()
+    # 1024 kernels: horizontal and vertical neighbours on a 32-wide map differ in colour.
+    colours = torch.tensor([kernel_colour(k, 1024) for k in range(1024)]).reshape(32, 32, 3)
+    assert (colours[:, 1:] - colours[:, :-1]).abs().sum(-1).min() > 0.15
+    assert (colours[1:] - colours[:-1]).abs().sum(-1).min() > 0.15

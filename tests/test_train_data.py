@@ -115,3 +115,34 @@ def test_unknown_dataset_is_named():
         data.load("mnist2d")
     with pytest.raises(ValueError, match="test_fraction"):
         data.load("digits", test_fraction=1.5)
+
+
+def test_npz_layouts_channels_last_is_moved_and_ambiguity_refused(tmp_path):
+    rng = np.random.RandomState(1)
+    keras = rng.randn(12, 6, 5, 3).astype(np.float32)  # (N, H, W, C), Keras' default
+    np.savez(tmp_path / "keras.npz", x=keras, y=np.arange(12) % 2)
+    for layout in ("auto", "channels_last"):
+        loaded = data.load(tmp_path / "keras.npz", layout=layout)
+        assert loaded.input_shape == (3, 6, 5)
+        x = torch.cat([loaded.x_train, loaded.x_test])
+        # every loaded example is one of the originals with its channels moved first
+        reference = torch.from_numpy(np.stack([keras[i].transpose(2, 0, 1) for i in range(12)]))
+        assert all(any(torch.equal(a, b) for b in reference) for a in x)
+    assert data.load(tmp_path / "keras.npz", layout="channels_first").input_shape == (6, 5, 3)
+    assert data.load(tmp_path / "keras.npz", layout="no_channels").input_shape == (1, 6, 5, 3)
+    np.savez(tmp_path / "square.npz", x=rng.randn(12, 16, 8, 8), y=np.arange(12) % 2)
+    with pytest.raises(ValueError, match="cannot tell the channel axis.*layout="):
+        data.load(tmp_path / "square.npz")
+    assert data.load(tmp_path / "square.npz", layout="channels_first").input_shape == (16, 8, 8)
+    with pytest.raises(ValueError, match="layout must be one of"):
+        data.load(tmp_path / "square.npz", layout="NHWC")
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [(b"", "cannot read"), (b"not a zip", "cannot read")],
+)
+def test_unreadable_npz_is_named(tmp_path, content, message):
+    (tmp_path / "broken.npz").write_bytes(content)
+    with pytest.raises(ValueError, match=f"{message}.*broken.npz"):
+        data.load(tmp_path / "broken.npz")

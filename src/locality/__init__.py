@@ -4,72 +4,78 @@ All four are one operation, a bank of kernels plus a map from each output positi
 this package provides the two that torch.nn lacks and exact moves between all four.
 """
 
-from locality import functional
-from locality._arguments import same_padding
-from locality.connectivity import Connectivity
-from locality.convert import (
-    conv1x1_to_linear,
-    fully_convolutional,
-    linear_to_conv,
-    linear_to_conv1x1,
-    project,
-    shift_and_stitch,
-    sliding_window,
-    to_dense,
-    to_locally_connected,
-    to_lowrank,
-    to_mapped,
-    to_region,
-    to_tiled,
-    window_boxes,
-)
-from locality.layers import (
-    LazyLocallyConnected1d,
-    LazyLocallyConnected2d,
-    LazyLocallyConnected3d,
-    LazyLocallyConnectedTranspose1d,
-    LazyLocallyConnectedTranspose2d,
-    LazyLocallyConnectedTranspose3d,
-    LazyLowRankLocallyConnected1d,
-    LazyLowRankLocallyConnected2d,
-    LazyLowRankLocallyConnected3d,
-    LazyRegionConv1d,
-    LazyRegionConv2d,
-    LazyRegionConv3d,
-    LazyTiledConv1d,
-    LazyTiledConv2d,
-    LazyTiledConv3d,
-    LocallyConnected1d,
-    LocallyConnected2d,
-    LocallyConnected3d,
-    LocallyConnectedTranspose1d,
-    LocallyConnectedTranspose2d,
-    LocallyConnectedTranspose3d,
-    LowRankLocallyConnected1d,
-    LowRankLocallyConnected2d,
-    LowRankLocallyConnected3d,
-    MappedConv1d,
-    MappedConv2d,
-    MappedConv3d,
-    PartialConv1d,
-    PartialConv2d,
-    PartialConv3d,
-    PartialLocallyConnected1d,
-    PartialLocallyConnected2d,
-    PartialLocallyConnected3d,
-    PartialTiledConv1d,
-    PartialTiledConv2d,
-    PartialTiledConv3d,
-    RegionConv1d,
-    RegionConv2d,
-    RegionConv3d,
-    TiledConv1d,
-    TiledConv2d,
-    TiledConv3d,
-    TiledConvTranspose1d,
-    TiledConvTranspose2d,
-    TiledConvTranspose3d,
-)
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # the names below are imported on first use (see __getattr__)
+    from locality import functional
+    from locality._arguments import same_padding
+    from locality.connectivity import Connectivity
+    from locality.convert import (
+        conv1x1_to_linear,
+        fully_convolutional,
+        linear_to_conv,
+        linear_to_conv1x1,
+        project,
+        shift_and_stitch,
+        sliding_window,
+        to_dense,
+        to_locally_connected,
+        to_lowrank,
+        to_mapped,
+        to_region,
+        to_tiled,
+        window_boxes,
+    )
+    from locality.layers import (
+        LazyLocallyConnected1d,
+        LazyLocallyConnected2d,
+        LazyLocallyConnected3d,
+        LazyLocallyConnectedTranspose1d,
+        LazyLocallyConnectedTranspose2d,
+        LazyLocallyConnectedTranspose3d,
+        LazyLowRankLocallyConnected1d,
+        LazyLowRankLocallyConnected2d,
+        LazyLowRankLocallyConnected3d,
+        LazyRegionConv1d,
+        LazyRegionConv2d,
+        LazyRegionConv3d,
+        LazyTiledConv1d,
+        LazyTiledConv2d,
+        LazyTiledConv3d,
+        LocallyConnected1d,
+        LocallyConnected2d,
+        LocallyConnected3d,
+        LocallyConnectedTranspose1d,
+        LocallyConnectedTranspose2d,
+        LocallyConnectedTranspose3d,
+        LowRankLocallyConnected1d,
+        LowRankLocallyConnected2d,
+        LowRankLocallyConnected3d,
+        MappedConv1d,
+        MappedConv2d,
+        MappedConv3d,
+        PartialConv1d,
+        PartialConv2d,
+        PartialConv3d,
+        PartialLocallyConnected1d,
+        PartialLocallyConnected2d,
+        PartialLocallyConnected3d,
+        PartialTiledConv1d,
+        PartialTiledConv2d,
+        PartialTiledConv3d,
+        RegionConv1d,
+        RegionConv2d,
+        RegionConv3d,
+        TiledConv1d,
+        TiledConv2d,
+        TiledConv3d,
+        TiledConvTranspose1d,
+        TiledConvTranspose2d,
+        TiledConvTranspose3d,
+    )
 
 __version__ = "0.1.0"
 
@@ -137,3 +143,96 @@ __all__ = [
     "LazyLocallyConnectedTranspose2d",
     "LazyLocallyConnectedTranspose3d",
 ]
+
+# Public names by the module that defines them, and the subpackages, imported on first use:
+# ``import locality`` (and ``locality --help``) does not import torch, and
+# ``locality.analysis`` works without importing ``locality.analysis`` first.
+_LAZY_MODULES = {
+    "LocallyConnected1d": "locality.layers",
+    "LocallyConnected2d": "locality.layers",
+    "LocallyConnected3d": "locality.layers",
+    "TiledConv1d": "locality.layers",
+    "TiledConv2d": "locality.layers",
+    "TiledConv3d": "locality.layers",
+    "LazyLocallyConnected1d": "locality.layers",
+    "LazyLocallyConnected2d": "locality.layers",
+    "LazyLocallyConnected3d": "locality.layers",
+    "LazyTiledConv1d": "locality.layers",
+    "LazyTiledConv2d": "locality.layers",
+    "LazyTiledConv3d": "locality.layers",
+    "PartialConv1d": "locality.layers",
+    "PartialConv2d": "locality.layers",
+    "PartialConv3d": "locality.layers",
+    "PartialTiledConv1d": "locality.layers",
+    "PartialTiledConv2d": "locality.layers",
+    "PartialTiledConv3d": "locality.layers",
+    "PartialLocallyConnected1d": "locality.layers",
+    "PartialLocallyConnected2d": "locality.layers",
+    "PartialLocallyConnected3d": "locality.layers",
+    "to_dense": "locality.convert",
+    "to_locally_connected": "locality.convert",
+    "to_tiled": "locality.convert",
+    "linear_to_conv": "locality.convert",
+    "linear_to_conv1x1": "locality.convert",
+    "conv1x1_to_linear": "locality.convert",
+    "project": "locality.convert",
+    "fully_convolutional": "locality.convert",
+    "sliding_window": "locality.convert",
+    "shift_and_stitch": "locality.convert",
+    "window_boxes": "locality.convert",
+    "same_padding": "locality._arguments",
+    "Connectivity": "locality.connectivity",
+    "RegionConv1d": "locality.layers",
+    "RegionConv2d": "locality.layers",
+    "RegionConv3d": "locality.layers",
+    "MappedConv1d": "locality.layers",
+    "MappedConv2d": "locality.layers",
+    "MappedConv3d": "locality.layers",
+    "LowRankLocallyConnected1d": "locality.layers",
+    "LowRankLocallyConnected2d": "locality.layers",
+    "LowRankLocallyConnected3d": "locality.layers",
+    "LocallyConnectedTranspose1d": "locality.layers",
+    "LocallyConnectedTranspose2d": "locality.layers",
+    "LocallyConnectedTranspose3d": "locality.layers",
+    "TiledConvTranspose1d": "locality.layers",
+    "TiledConvTranspose2d": "locality.layers",
+    "TiledConvTranspose3d": "locality.layers",
+    "to_region": "locality.convert",
+    "to_mapped": "locality.convert",
+    "to_lowrank": "locality.convert",
+    "LazyRegionConv1d": "locality.layers",
+    "LazyRegionConv2d": "locality.layers",
+    "LazyRegionConv3d": "locality.layers",
+    "LazyLowRankLocallyConnected1d": "locality.layers",
+    "LazyLowRankLocallyConnected2d": "locality.layers",
+    "LazyLowRankLocallyConnected3d": "locality.layers",
+    "LazyLocallyConnectedTranspose1d": "locality.layers",
+    "LazyLocallyConnectedTranspose2d": "locality.layers",
+    "LazyLocallyConnectedTranspose3d": "locality.layers",
+}
+_SUBPACKAGES = (
+    "analysis",
+    "cli",
+    "convert",
+    "draw",
+    "functional",
+    "inpaint",
+    "interop",
+    "kernels",
+    "layers",
+    "train",
+)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _SUBPACKAGES:
+        return importlib.import_module(f"locality.{name}")
+    if name in _LAZY_MODULES:
+        value = getattr(importlib.import_module(_LAZY_MODULES[name]), name)
+        globals()[name] = value  # later lookups skip this function
+        return value
+    raise AttributeError(f"module 'locality' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY_MODULES, *_SUBPACKAGES})

@@ -3,6 +3,10 @@
 Each subcommand module defines ``register(subparsers)``, which adds its parser and sets
 ``run=callable(args) -> int`` as a default. Heavy imports happen inside ``run``, so ``--help`` is
 fast and optional extras are only needed by the subcommands that use them.
+
+A user error (a ValueError, an OSError or a missing optional dependency raised by ``run``) is one
+line on stderr, ``locality CMD: error: ...``, and exit status 2, as argparse reports bad arguments;
+never a traceback.
 """
 
 from __future__ import annotations
@@ -37,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
         "count, compare, draw, convert and train them.",
     )
     parser.add_argument("--version", action="version", version=f"locality {__version__}")
-    subparsers = parser.add_subparsers(title="commands", metavar="COMMAND")
+    subparsers = parser.add_subparsers(title="commands", metavar="COMMAND", dest="command")
     for name in SUBCOMMANDS:
         importlib.import_module(f"locality.cli.{name}").register(subparsers)
     return parser
@@ -54,6 +58,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # the reader went away (``locality tour | head``): not an error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except (ValueError, OSError, ImportError) as error:
+        return user_error(args.command, error)
+
+
+def user_error(command: str, error: BaseException | str) -> int:
+    """Report ``error`` as argparse reports a bad argument: one line on stderr; exit status 2."""
+    message = " ".join(str(error).split()) or type(error).__name__
+    print(f"locality {command}: error: {message}", file=sys.stderr)
+    return 2
 
 
 if __name__ == "__main__":

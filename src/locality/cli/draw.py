@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from locality.cli.paths import output_folder
 from locality.cli.shapes import count, shape
 
 FIGURES = ("four-panel", "tile-map", "receptive-field")
@@ -51,7 +52,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         type=count,
         default=3,
         metavar="K",
-        help="four-panel, tile-map: kernel size (default 3)",
+        help="four-panel: kernel size (default 3); tile-map: the layers' kernel size, which "
+        "sets their input size (the map itself depends only on --output and --tile)",
     )
     parser.add_argument(
         "--tile",
@@ -123,15 +125,24 @@ def make_figure(args: argparse.Namespace):
     if args.figure == "tile-map":
         if len(args.output) != 2:
             raise ValueError(f"--output must be HxW, got {'x'.join(map(str, args.output))}")
-        layers, size = tile_map_layers(args.output, args.kernel, args.tile or 3)
+        tile = args.tile or 3
+        if any(tile > n for n in args.output):
+            print(
+                f"locality draw: warning: --tile {tile} is larger than the "
+                f"{'x'.join(map(str, args.output))} output: the tiled layer stores {tile}x{tile} "
+                f"kernels and uses only {'x'.join(str(min(tile, n)) for n in args.output)} of them",
+                file=sys.stderr,
+            )
+        layers, size = tile_map_layers(args.output, args.kernel, tile)
         return draw.tile_map_figure(layers, size), "tile_map"
     if args.model:
         from torch import nn
 
-        from locality.cli.summary import load
+        from locality.cli.summary import build, load
 
         target = load(args.model)
-        model = target() if callable(target) and not isinstance(target, nn.Module) else target
+        is_maker = callable(target) and not isinstance(target, nn.Module)
+        model = build(target, args.model, {}) if is_maker else target
         if not isinstance(model, nn.Module):
             raise ValueError(f"MODEL: {args.model!r} is neither a module nor makes one")
     else:
@@ -140,16 +151,10 @@ def make_figure(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        from locality.draw import save_figure
-    except ImportError as error:
-        print(f"locality draw: error: {error}", file=sys.stderr)
-        return 2
-    try:
-        figure, stem = make_figure(args)
-    except (ValueError, TypeError) as error:
-        print(f"locality draw: error: {error}", file=sys.stderr)
-        return 2
+    from locality.draw import save_figure
+
+    output_folder(args.out)
+    figure, stem = make_figure(args)
     for path in save_figure(figure, args.out / stem, args.format):
         print(f"wrote {path}")
     return 0

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from locality.cli.paths import output_folder
+from locality.cli.shapes import count, natural
 from locality.cli.train import add_optimisation_arguments
 
 DEFAULT_MODELS = "dense,locally_connected,tiled-4,tiled-2,conv"
@@ -25,7 +27,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="mnist1d (with its shuffled variant), digits, or sharing (issue 16's rows: region, "
         "low-rank and locally connected with weight sharing, on every dataset and digits-slots)",
     )
-    parser.add_argument("--seeds", type=int, default=5, help="runs per model (default 5)")
+    parser.add_argument("--seeds", type=count, default=5, help="runs per model (default 5)")
     add_optimisation_arguments(parser)
     parser.add_argument(
         "--models",
@@ -39,14 +41,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "digits-slots); --models then takes its rows too (default: all of them)",
     )
     parser.add_argument(
-        "--max-shift", type=int, default=10, help="largest test-time shift (default 10)"
+        "--max-shift",
+        type=natural,
+        default=None,
+        help="largest test-time shift, smaller than the input's width (default 10 for mnist1d, "
+        "4 for digits)",
     )
     parser.add_argument("--out", default="results", help="output folder (default ./results)")
     parser.add_argument(
-        "--workers", type=int, default=1, help="runs in parallel processes (default 1)"
+        "--workers", type=count, default=1, help="runs in parallel processes (default 1)"
     )
     parser.add_argument(
-        "--threads", type=int, default=1, help="torch threads per process (default 1)"
+        "--threads", type=count, default=1, help="torch threads per process (default 1)"
     )
     parser.add_argument(
         "--device", default="cpu", help="cpu, cuda or auto (default cpu: the models are tiny)"
@@ -56,39 +62,37 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from locality.train.experiment import parse_models, run_experiment
+    from locality.train.experiment import format_accuracy, parse_models, run_experiment
     from locality.train.loop import TrainConfig
 
     if args.name == "sharing":
         return _run_sharing(args)
 
-    try:
-        config = TrainConfig(
-            steps=args.steps,
-            batch_size=args.batch_size,
-            lr=args.lr,
-            weight_decay=args.weight_decay,
-            eval_every=args.steps,
-        )
-        rows = run_experiment(
-            args.name,
-            seeds=args.seeds,
-            config=config,
-            models=parse_models(args.models),
-            max_shift=args.max_shift,
-            out_dir=args.out,
-            workers=args.workers,
-            threads=args.threads,
-            device=args.device,
-            progress=not args.no_progress,
-        )
-    except (ValueError, ImportError) as error:
-        raise SystemExit(f"locality experiment: {error}") from None
+    config = TrainConfig(
+        steps=args.steps,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        weight_decay=args.weight_decay,
+        eval_every=args.steps,
+    )
+    models = parse_models(args.models)
+    rows = run_experiment(
+        args.name,
+        seeds=args.seeds,
+        config=config,
+        models=models,
+        max_shift=args.max_shift,
+        out_dir=output_folder(args.out, create=False),
+        workers=args.workers,
+        threads=args.threads,
+        device=args.device,
+        progress=not args.no_progress,
+    )
     for row in rows:
         tile = f" t={row['tile_size']}" if row["tile_size"] else ""
         print(
             f"{row['dataset']:>16}  {row['model'] + tile:<20} {row['parameters']:>8,} params  "
-            f"{100 * row['test_accuracy_mean']:5.1f} ± {100 * row['test_accuracy_std']:.1f}%"
+            f"{format_accuracy(row['test_accuracy_mean'], row['test_accuracy_std'])}"
         )
     print(f"table, JSON and plots in {args.out}/")
     return 0

@@ -96,27 +96,40 @@ def _keywords(pairs: list[str]) -> dict[str, object]:
     return keywords
 
 
+def build(target: object, spec: str, keywords: dict[str, object]) -> object:
+    """``target(**keywords)``, with the callable's complaint (a wrong or missing argument, a value
+    of the wrong type) as a ValueError naming the call."""
+    call = f"{spec}({', '.join(f'{k}={v!r}' for k, v in keywords.items())})"
+    try:
+        return target(**keywords)  # type: ignore[operator]  # callable() was checked
+    except (TypeError, ValueError) as error:
+        raise ValueError(
+            f"MODEL: {call} failed: {type(error).__name__}: {error} (pass its arguments with "
+            f"--arg NAME=VALUE)"
+        ) from error
+
+
 def run(args: argparse.Namespace) -> int:
     import torch
     from torch import nn
 
     from locality.analysis.summary import summary
 
+    target = load(args.model)
+    keywords = _keywords(args.arg)
+    model: object
+    if isinstance(target, nn.Module):
+        model = target.to("meta") if args.meta else target
+    elif callable(target):
+        with torch.device("meta") if args.meta else torch.device("cpu"):
+            model = build(target, args.model, keywords)
+    else:
+        raise ValueError(f"MODEL: {args.model!r} is neither a module nor callable")
+    if not isinstance(model, nn.Module):
+        raise ValueError(f"MODEL: {args.model!r} returned {type(model).__name__}, not a Module")
     try:
-        target = load(args.model)
-        keywords = _keywords(args.arg)
-        if isinstance(target, nn.Module):
-            model = target.to("meta") if args.meta else target
-        elif callable(target):
-            with torch.device("meta") if args.meta else torch.device("cpu"):
-                model = target(**keywords)
-        else:
-            raise ValueError(f"MODEL: {args.model!r} is neither a module nor callable")
-        if not isinstance(model, nn.Module):
-            raise ValueError(f"MODEL: {args.model!r} returned {type(model).__name__}, not a Module")
         result = summary(model.eval(), args.input)
-    except (ValueError, RuntimeError) as error:
-        print(f"locality summary: error: {error}", file=sys.stderr)
-        return 2
+    except RuntimeError as error:
+        raise ValueError(f"--input {'x'.join(map(str, args.input))}: {error}") from error
     print(json.dumps(result.to_dict(), indent=2) if args.json else result)
     return 0

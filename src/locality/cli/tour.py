@@ -9,13 +9,19 @@ move of note 004 with its speedup.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import statistics
 import textwrap
 import time
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 WIDTH = 80
 
@@ -175,25 +181,33 @@ def _kernel_grid(index) -> list[str]:
 class Tour:
     """Collects the tour's text and results as it runs; prints as it goes unless quiet."""
 
-    def __init__(self, out: Path, quiet: bool) -> None:
+    def __init__(self, out: Path, quiet: bool, no_figures: str | None = None) -> None:
         self.out, self.quiet = out, quiet
         self.results: dict = {}
         self.files: list[Path] = []
+        self.no_figures = no_figures  # why figures cannot be drawn, or None
+        self.skipped: list[str] = []
 
     def say(self, lines: list[str] | str) -> None:
         if not self.quiet:
             print("\n".join([lines] if isinstance(lines, str) else lines), flush=True)
 
-    def save(self, figure, stem: str) -> Path:
+    def save(self, make_figure: Callable[[], Figure], stem: str) -> str:
+        """Draw ``make_figure()`` to ``OUT/stem.png``; return what the text calls the picture.
+
+        Without matplotlib the figure is skipped (and listed at the end) and the text goes on.
+        """
+        if self.no_figures is not None:
+            self.skipped.append(f"{stem}.png")
+            return f"{stem}.png (skipped: {self.no_figures})"
         from locality.draw import save_figure
 
-        (path,) = save_figure(figure, self.out / stem, ("png",))
+        (path,) = save_figure(make_figure(), self.out / stem, ("png",))
         self.files.append(path)
-        return path
+        return str(path)
 
     def four_kinds(self) -> None:
         from locality.analysis.compare import compare
-        from locality.draw import four_panel_figure
 
         self.say(_heading(1, "Four ways to connect two layers (note 000)"))
         self.say(
@@ -204,7 +218,7 @@ class Tour:
         )
         result = compare((8,), kernel_size=3, tile_size=2)
         self.say(["", *result.table()])
-        path = self.save(four_panel_figure(8, 3, 2), "four_panel")
+        path = self.save(lambda: _draw().four_panel_figure(8, 3, 2), "four_panel")
         self.say(
             [
                 "",
@@ -247,7 +261,6 @@ class Tour:
         from torch import nn
 
         from locality import LocallyConnected2d, TiledConv2d
-        from locality.draw import kernel_map, tile_map_figure
 
         self.say(_heading(3, "What does a tiled convolution look like? (note 000)"))
         self.say(
@@ -257,15 +270,14 @@ class Tour:
             uses kernel i mod t in each dimension. t = 1 is a convolution; t as large as the
             output is a locally connected layer. Kernel used at each of 6x6 outputs, t = 2:""")
         )
-        tiled = TiledConv2d(1, 1, 3, tile_size=2)
-        index = kernel_map(tiled, (8, 8))
+        index = tiled_kernel_index((6, 6), 2)
         self.say(["", *_kernel_grid(index)])
         layers = [
             nn.Conv2d(1, 1, 3),
             TiledConv2d(1, 1, 3, tile_size=3),
             LocallyConnected2d(1, 1, 3, input_size=10),
         ]
-        path = self.save(tile_map_figure(layers, (10, 10)), "tile_map")
+        path = self.save(lambda: _draw().tile_map_figure(layers, (10, 10)), "tile_map")
         self.say(
             [
                 "",
@@ -279,7 +291,6 @@ class Tour:
     def receptive_fields(self) -> None:
         from locality.analysis import summary
         from locality.cli.draw import demo_stack
-        from locality.draw import receptive_field_figure
 
         self.say(_heading(4, "Receptive fields, layer by layer"))
         self.say(
@@ -291,7 +302,9 @@ class Tour:
         model = demo_stack()
         table = summary(model, (1, 16, 16))
         self.say(str(table).splitlines())
-        path = self.save(receptive_field_figure(model, (1, 16, 16)), "receptive_field")
+        path = self.save(
+            lambda: _draw().receptive_field_figure(model, (1, 16, 16)), "receptive_field"
+        )
         self.say(["", f"Picture: {path}"])
         self.results["summary"] = table.to_dict()
 
@@ -327,6 +340,23 @@ class Tour:
             ]
         )
         self.results["fc_to_conv"] = result
+
+
+def _draw():
+    """``locality.draw``, imported when a figure is drawn (it needs matplotlib)."""
+    from locality import draw
+
+    return draw
+
+
+def tiled_kernel_index(output: tuple[int, int], tile: int):
+    """The kernel a ``tile x tile`` tiled convolution uses at each output position, row-major:
+    ``(i mod t) * t + (j mod t)`` (what ``locality.draw.kernel_map`` computes, without
+    matplotlib)."""
+    import torch
+
+    rows, cols = (torch.arange(n) % tile for n in output)
+    return rows[:, None] * tile + cols[None, :]
 
 
 def fc_to_conv_demo(batch: int = 32, repeats: int = 5) -> dict:
@@ -388,13 +418,16 @@ def fc_to_conv_demo(batch: int = 32, repeats: int = 5) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        import matplotlib  # noqa: F401
-    except ImportError:
-        print("locality tour needs matplotlib for its pictures: pip install 'locality[plot]'")
-        return 2
+    from locality.cli.paths import output_folder
+
+    output_folder(args.out)
+    no_figures = (
+        None
+        if importlib.util.find_spec("matplotlib") is not None
+        else "matplotlib is not installed; pip install 'locality[plot]' for the figures"
+    )
     start = time.perf_counter()
-    tour = Tour(args.out, quiet=args.json)
+    tour = Tour(args.out, quiet=args.json, no_figures=no_figures)
     tour.say(
         [
             "locality tour: dense, locally connected, tiled and convolutional layers",
@@ -409,6 +442,8 @@ def run(args: argparse.Namespace) -> int:
     seconds = time.perf_counter() - start
     tour.say(_heading(6, "Files"))
     tour.say([f"  {path}" for path in tour.files])
+    if tour.skipped:
+        tour.say(_wrap(f"Figures skipped ({tour.no_figures}): {', '.join(tour.skipped)}."))
     tour.say(
         [
             "",
@@ -418,6 +453,7 @@ def run(args: argparse.Namespace) -> int:
     )
     if args.json:
         tour.results["files"] = [str(p) for p in tour.files]
+        tour.results["skipped_figures"] = {"files": tour.skipped, "reason": tour.no_figures}
         tour.results["seconds"] = seconds
         print(json.dumps(tour.results, indent=2, ensure_ascii=False))
     return 0

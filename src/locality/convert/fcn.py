@@ -113,7 +113,14 @@ def fully_convolutional(model: nn.Module, input_shape: Sequence[int]) -> fx.Grap
     softmax-over-classes layers. An adaptive pooling that is the identity at the training size is
     removed; one that divides its input evenly before the head (a global average pool, say)
     becomes a stride-1 pooling and the first head convolution is dilated by the pooling factor,
-    so that the head slides at the backbone's stride.
+    so that the head slides at the backbone's stride. A global average written as
+    ``x.mean((2, 3))`` (or ``torch.mean``, with or without ``keepdim``) is such a pooling too, and
+    a ``LayerNorm`` over the head's features normalises the features at every position.
+
+    Refused with a ValueError naming the node: a transpose before the flatten other than to
+    channels-last (a spatial transpose, or channels swapped with a spatial axis, would be read in
+    another order on larger inputs), any axis reordering inside the backbone, and a ``Linear`` or
+    matmul applied along a spatial axis of a feature map.
 
     Args:
         model: any ``nn.Module`` that ``torch.fx.symbolic_trace`` can trace. It is not modified.
@@ -124,6 +131,7 @@ def fully_convolutional(model: nn.Module, input_shape: Sequence[int]) -> fx.Grap
         ``(N, classes, *out)``; at the training size ``out`` is all ones and the scores are the
         model's. Its ``geometry`` attribute (``Geometry``) gives the output stride, the
         receptive field and the offset of the score map, and ``input_shape`` the training shape.
+        An input smaller than the training size is refused with a ValueError naming both.
 
     Exactness: with a padding-free backbone, cell ``i`` equals ``model`` on the training-size
     window at ``i * stride`` (see ``sliding_window``); with padding, it equals the head slid
@@ -147,6 +155,8 @@ def fully_convolutional(model: nn.Module, input_shape: Sequence[int]) -> fx.Grap
         device=reference.device if reference is not None else None,
     )
     _propagate(gm, example, shape)
+    if _global_means_to_pools(gm, d):
+        _propagate(gm, example)
     flattens = [node for node in gm.graph.nodes if _is_flatten(gm, node, d)]
     if not flattens:
         raise ValueError(
@@ -168,6 +178,7 @@ def fully_convolutional(model: nn.Module, input_shape: Sequence[int]) -> fx.Grap
     # nn.Module.__setattr__ is typed for tensors and modules only.
     gm.geometry = geometry  # type: ignore[assignment]
     gm.input_shape = shape  # type: ignore[assignment]
+    gm.register_forward_pre_hook(_check_input_size)
     return gm
 
 
@@ -177,6 +188,72 @@ class _Tracer(fx.Tracer):
     def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
         is_layer = isinstance(getattr(type(m), "connectivity", None), property)
         return is_layer or super().is_leaf_module(m, module_qualified_name)
+
+
+_AVERAGE_POOLS = {1: nn.AvgPool1d, 2: nn.AvgPool2d, 3: nn.AvgPool3d}
+
+
+def _global_means_to_pools(gm: fx.GraphModule, d: int) -> bool:
+    """Rewrite ``x.mean((2, 3))`` over every spatial axis of a map as a pooling of the training
+    size (stride 1) and a flatten, which the head conversion then treats as any flatten.
+
+    Returns whether anything was rewritten.
+    """
+    rewritten = False
+    for node in list(gm.graph.nodes):
+        is_mean = (
+            node.op == "call_method"
+            and node.target == "mean"
+            or node.op == "call_function"
+            and node.target is torch.mean
+        )
+        if not is_mean or not node.args or _shape(node.args[0]) is None:
+            continue
+        source = node.args[0]
+        rank = len(_dims(source))
+        dims = node.kwargs.get("dim", node.args[1] if len(node.args) > 1 else None)
+        keepdim = node.kwargs.get("keepdim", node.args[2] if len(node.args) > 2 else False)
+        dims = (dims,) if isinstance(dims, int) else dims
+        if (
+            rank != d + 2
+            or not isinstance(dims, (tuple, list))
+            or not all(isinstance(a, int) for a in dims)
+            or sorted(a % rank for a in dims) != list(range(2, d + 2))
+            or "dtype" in node.kwargs
+        ):
+            continue
+        name = f"global_mean_{node.name}"
+        gm.add_submodule(name, _AVERAGE_POOLS[d](kernel_size=_dims(source)[2:], stride=1))
+        with gm.graph.inserting_before(node):
+            pooled = gm.graph.call_module(name, (source,))
+            result = pooled if keepdim else gm.graph.call_function(torch.flatten, (pooled, 1))
+        node.replace_all_uses_with(result)
+        gm.graph.erase_node(node)
+        rewritten = True
+    if rewritten:
+        gm.recompile()
+    return rewritten
+
+
+def _check_input_size(module: nn.Module, args: tuple) -> None:
+    """Forward pre-hook of a converted network: name the training size for smaller inputs."""
+    x, training = args[0] if args else None, getattr(module, "input_shape", None)
+    if not isinstance(x, torch.Tensor) or training is None or x.dim() != len(training) + 1:
+        return
+    size = tuple(x.shape[2:])
+    if any(n < t for n, t in zip(size, training[1:], strict=True)):
+        raise ValueError(
+            f"{WHERE} network: input of spatial size {size} is smaller than the training size "
+            f"{tuple(training[1:])}; it needs at least that in every dimension"
+        )
+
+
+class _ChannelLayerNorm(nn.LayerNorm):
+    """A head's ``LayerNorm`` over the features, applied at every position of a score map: it
+    normalises over dim 1 of ``(N, F, *out)`` (the same parameters and state dict keys)."""
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        return super().forward(input.movedim(1, -1)).movedim(-1, 1)
 
 
 def _trace(model: nn.Module) -> fx.GraphModule:
@@ -332,17 +409,20 @@ def _walk_back(
     dilation = (1,) * d
     current = node
     while True:
-        if (
-            current.op == "call_method"
-            and current.target == "permute"
-            or (current.op == "call_function" and current.target is torch.permute)
-        ):
+        if _is_layout(current):
             dims = _permute_dims(current)
-            if permutation is not None or _tensor_users(current) != 1 or dims[0] != 0:
+            channels_first, channels_last = tuple(range(d + 2)), (0, *range(2, d + 2), 1)
+            if (
+                permutation is not None
+                or _tensor_users(current) != 1
+                or dims not in (channels_first, channels_last)
+            ):
                 raise ValueError(
-                    f"{WHERE}: {_describe(gm, current)} permutes before the flatten in a way "
-                    f"that cannot be folded into the weights (expected one permute keeping the "
-                    f"batch axis first, used only by the flatten)"
+                    f"{WHERE}: {_describe(gm, current)} reorders the axes of the feature map "
+                    f"before the flatten to {dims}, which cannot be folded into the weights "
+                    f"(expected one permute to channels-last (N, *spatial, C), used only by the "
+                    f"flatten; a transpose of spatial axes or of channels with a spatial axis "
+                    f"would be read differently on larger inputs)"
                 )
             permutation = dims
             previous = _input(current)
@@ -358,14 +438,42 @@ def _walk_back(
             return current, permutation, dilation
 
 
+_LAYOUT_METHODS = {"permute", "transpose", "swapaxes", "swapdims", "movedim", "moveaxis"}
+_LAYOUT_FUNCTIONS = {
+    torch.permute,
+    torch.transpose,
+    torch.swapaxes,
+    torch.swapdims,
+    torch.movedim,
+    torch.moveaxis,
+}
+
+
+def _is_layout(node: fx.Node) -> bool:
+    """An op that reorders the axes of a tensor (permute, transpose, movedim, ...)."""
+    if node.op == "call_method":
+        return node.target in _LAYOUT_METHODS
+    return node.op == "call_function" and node.target in _LAYOUT_FUNCTIONS
+
+
 def _permute_dims(node: fx.Node) -> tuple[int, ...]:
-    dims: Any = node.args[1:] if node.op == "call_method" else node.args[1]  # fx arguments
-    if node.op == "call_method" and len(dims) == 1 and isinstance(dims[0], (tuple, list)):
-        dims = dims[0]
-    if "dims" in node.kwargs:
-        dims = node.kwargs["dims"]
+    """The axis order ``node`` produces: output axis ``i`` is input axis ``dims[i]``."""
     rank = len(_dims(node))
-    return tuple(int(a) % rank for a in dims)
+    name = node.target if node.op == "call_method" else getattr(node.target, "__name__", "")
+    values: Any = list(node.args[1:]) + list(node.kwargs.values())  # fx arguments
+    if name == "permute":
+        if len(values) == 1 and isinstance(values[0], (tuple, list)):
+            values = values[0]
+        return tuple(int(a) % rank for a in values)
+    if len(values) != 2 or not all(isinstance(v, int) for v in values):
+        raise ValueError(f"{WHERE}: node {node.name!r} moves axes {values}; cannot fold it")
+    first, second = (int(v) % rank for v in values)
+    order = list(range(rank))
+    if name in ("movedim", "moveaxis"):
+        order.insert(second, order.pop(first))
+    else:
+        order[first], order[second] = order[second], order[first]
+    return tuple(order)
 
 
 def _is_adaptive(gm: fx.GraphModule, node: fx.Node) -> bool:
@@ -408,7 +516,8 @@ def _visit(gm, node, d, state, features, permutation, dilation) -> None:
     if len(kinds) != 1 or None in kinds:
         raise ValueError(
             f"{WHERE}: {_describe(gm, node)} mixes the classifier head with other values; only "
-            f"a chain of Linear, BatchNorm1d, activation, Dropout and softmax layers can follow "
+            f"a chain of Linear, BatchNorm1d, LayerNorm, activation, Dropout and softmax layers "
+            f"can follow "
             f"the flatten"
         )
     kind = kinds.pop()
@@ -439,14 +548,31 @@ def _visit(gm, node, d, state, features, permutation, dilation) -> None:
             norm.load_state_dict(module.state_dict())
             _replace_module(gm, node, norm)
         state[node] = kind
+    elif (
+        kind == "vector"
+        and isinstance(module, nn.LayerNorm)
+        and len(module.normalized_shape) == 1
+        and type(module) is nn.LayerNorm
+    ):
+        layer_norm = _ChannelLayerNorm(
+            module.normalized_shape,
+            module.eps,
+            module.elementwise_affine,
+            bias=module.bias is not None,
+            device=_device(module),
+            dtype=_dtype(module),
+        )
+        layer_norm.load_state_dict(module.state_dict())
+        _replace_module(gm, node, layer_norm)
+        state[node] = kind
     elif kind == "vector" and _is_softmax(gm, node, module):
         state[node] = kind
     else:
         raise ValueError(
             f"{WHERE}: cannot convert {_describe(gm, node)} after the flatten (on "
             f"{'the flattened feature map' if kind == 'flat' else 'the head features'}); only "
-            f"Linear, BatchNorm1d (after a Linear), activations, Dropout and softmax over the "
-            f"classes are supported there"
+            f"Linear, BatchNorm1d or LayerNorm (after a Linear), activations, Dropout and softmax "
+            f"over the classes are supported there"
         )
     for user in list(node.users):
         _visit(gm, user, d, state, features, permutation, dilation)
@@ -571,6 +697,36 @@ def _fold_tile_periods(
     return Geometry(cell, geometry.receptive_field, geometry.offset)
 
 
+def _refuse_axis_ops(gm: fx.GraphModule, node: fx.Node, d: int) -> None:
+    """Refuse ops on a feature map that read its spatial axes as fixed-size vectors.
+
+    A transpose of spatial axes, or of channels with a spatial axis, stays correct on the
+    training size but reads a larger map in another order; a Linear (or matmul) along the last
+    axis only takes that axis' training size.
+    """
+    rank = len(_dims(node)) if _shape(node) is not None else 0
+    if rank != d + 2:
+        return
+    if _is_layout(node) and _permute_dims(node) != tuple(range(rank)):
+        raise ValueError(
+            f"{WHERE}: {_describe(gm, node)} reorders the axes {_permute_dims(node)} of a feature "
+            f"map inside the backbone; on a larger input its spatial axes would be read in "
+            f"another order, so the network cannot be made fully convolutional"
+        )
+    module = _module(gm, node) if node.op == "call_module" else None
+    is_matmul = node.op == "call_function" and node.target in (
+        F.linear,
+        torch.matmul,
+        operator.matmul,
+    )
+    if isinstance(module, nn.Linear) or is_matmul:
+        raise ValueError(
+            f"{WHERE}: {_describe(gm, node)} applies a Linear (or matmul) along the last axis of "
+            f"a feature map, a spatial axis whose size changes with the input; only Linear "
+            f"layers after the flatten can be converted"
+        )
+
+
 def _geometry(gm: fx.GraphModule, d: int, periods: list[tuple[int, ...]] | None = None) -> Geometry:
     """Compose the sliding layers from the input to the output along the graph.
 
@@ -593,6 +749,7 @@ def _geometry(gm: fx.GraphModule, d: int, periods: list[tuple[int, ...]] | None 
                 g = g.union(geometry[other])
         except ValueError as error:
             raise ValueError(f"{WHERE}: {_describe(gm, node)} joins {error}") from error
+        _refuse_axis_ops(gm, node, d)
         sliding = sliding_of(_module(gm, node), d) if node.op == "call_module" else None
         if sliding is not None:
             g = g.after(sliding)

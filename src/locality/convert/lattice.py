@@ -23,7 +23,7 @@ from locality._arguments import (
     ntuple,
     output_size,
 )
-from locality._memory import check_allocation
+from locality._memory import check_allocations
 from locality.connectivity import KINDS
 from locality.convert._banks import CONV, Bank, build, read_bank
 
@@ -72,8 +72,8 @@ def to_dense(layer: nn.Module, input_shape: Sequence[int]) -> nn.Linear:
     # the dense matrix, and the d + 2 index tensors over the regridded bank that scatter into it
     device = bank.weight.device
     dense = (bank.out_channels * math.prod(out), math.prod(shape))
-    check_allocation(dense, bank.weight.dtype, device, where)
-    check_allocation((bank.d + 2, *out, *bank.weight.shape[bank.d :]), torch.int64, device, where)
+    index = (bank.d + 2, *out, *bank.weight.shape[bank.d :])
+    check_allocations([(dense, bank.weight.dtype), (index, torch.int64)], device, where)
     full = bank.regrid(out, where)
     return _linear(_dense_weight(full, in_size, pads), _dense_bias(full))
 

@@ -16,7 +16,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from locality._arguments import IntOrTuple, ntuple
+from locality._arguments import IntOrTuple, check_int, ntuple
+from locality._memory import available_bytes, check_allocations
 from locality.convert.geometry import Geometry
 
 __all__ = ["sliding_window", "shift_and_stitch"]
@@ -50,40 +51,77 @@ def _run(model: Callable[[torch.Tensor], Any], batch: torch.Tensor, where: str) 
 
 
 def sliding_window(
-    model: nn.Module, x: torch.Tensor, window: IntOrTuple, stride: IntOrTuple
+    model: nn.Module,
+    x: torch.Tensor,
+    window: IntOrTuple,
+    stride: IntOrTuple,
+    batch_size: int | None = None,
 ) -> torch.Tensor:
-    """Apply ``model`` to every ``window`` of ``x`` at ``stride``, in one batched call.
+    """Apply ``model`` to every ``window`` of ``x`` at ``stride``, in batched calls.
 
     Args:
         model: a classifier taking ``(B, C, *window)`` and returning ``(B, *scores)``.
         x: ``(N, C, *spatial)``.
         window: the classifier's input size (int or tuple over the spatial dims).
         stride: step between windows (int or tuple).
+        batch_size: windows per call of ``model``; ``None`` (default) runs all of them in one
+            call. The windows of one call are copied out of ``x`` together, so a call that would
+            not fit in the available memory is refused before any work, suggesting a
+            ``batch_size`` that fits.
 
     Returns:
         ``(N, *scores, *n)`` with ``n[i] = (spatial[i] - window[i]) // stride[i] + 1``: the score
         map, laid out as a fully convolutional network's output.
+
+    Against ``fcn = fully_convolutional(model, (C, *window))`` with a padding-free backbone: the
+    network has ``(spatial - R) // stride + 1`` cells, ``R = fcn.geometry.receptive_field``,
+    which is more than ``n`` when ``R < window`` (poolings whose floors drop the window's last
+    rows). Its first ``n`` cells are these windows; all of them are the windows of ``x`` padded
+    at the end by ``window - R`` values the model never reads.
     """
     where = "sliding_window"
     d = _check_call(model, x, where)
     size = ntuple(window, d, "window", where=where)
     step = ntuple(stride, d, "stride", where=where)
+    if batch_size is not None:
+        batch_size = check_int(batch_size, "batch_size", where, minimum=1)
     if any(w > n for w, n in zip(size, x.shape[2:], strict=True)):
         raise ValueError(f"{where}: window {size} is larger than the input {tuple(x.shape[2:])}")
     patches = x
     for i, (w, s) in enumerate(zip(size, step, strict=True)):
         patches = patches.unfold(2 + i, w, s)
     counts = tuple(patches.shape[2 : 2 + d])
-    # (N, C, *n, *window) -> (N, *n, C, *window) -> one batch of N * prod(n) windows.
-    batch = patches.movedim(1, 1 + d).reshape(x.shape[0] * math.prod(counts), x.shape[1], *size)
-    scores = _run(model, batch, where)
-    if scores.dim() < 1 or scores.shape[0] != batch.shape[0]:
-        raise ValueError(
-            f"{where}: model must return (B, *scores) for B windows; on {batch.shape[0]} "
-            f"windows it returned shape {tuple(scores.shape)}"
-        )
+    total = x.shape[0] * math.prod(counts)
+    per_call = max(1, total if batch_size is None else min(batch_size, total))
+    window_bytes = x.shape[1] * math.prod(size) * x.element_size()
+    available = available_bytes(x.device)
+    fits = max(1, available // window_bytes) if available is not None else per_call
+    check_allocations(
+        [((per_call, x.shape[1], *size), x.dtype)],
+        x.device,
+        where,
+        advice=f"pass batch_size={min(fits, per_call):,} or less to run the {total:,} windows "
+        f"in several calls",
+    )
+    # (N, C, *n, *window) -> (N, *n, C, *window): a view; each call copies its windows out.
+    windows = patches.movedim(1, 1 + d)
+    outputs = []
+    for first in range(0, max(total, 1), per_call):  # an empty batch still calls model once
+        index = torch.arange(first, min(first + per_call, total), device=x.device)
+        coordinates = torch.unravel_index(index, (x.shape[0], *counts))
+        outputs.append(_checked(_run(model, windows[coordinates], where), len(index), where))
+    scores = torch.cat(outputs) if len(outputs) > 1 else outputs[0]
     scores = scores.reshape(x.shape[0], *counts, *scores.shape[1:])
     return scores.movedim(tuple(range(1, 1 + d)), tuple(range(scores.dim() - d, scores.dim())))
+
+
+def _checked(scores: torch.Tensor, windows: int, where: str) -> torch.Tensor:
+    if scores.dim() < 1 or scores.shape[0] != windows:
+        raise ValueError(
+            f"{where}: model must return (B, *scores) for B windows; on {windows} "
+            f"windows it returned shape {tuple(scores.shape)}"
+        )
+    return scores
 
 
 def shift_and_stitch(
@@ -103,7 +141,10 @@ def shift_and_stitch(
             ``fully_convolutional``) when ``None``.
 
     Returns:
-        ``(N, K, *fine)``, ``fine[i]`` the largest count every shift can fill.
+        ``(N, K, *fine)``, ``fine[i]`` the largest count every shift can fill. This follows the
+        network's grid, which can have more trailing cells than ``sliding_window``'s (see there:
+        with ``R`` the receptive field, the cells are windows over ``x`` padded by
+        ``window - R``).
     """
     where = "shift_and_stitch"
     d = _check_call(model, x, where)

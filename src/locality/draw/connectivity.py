@@ -274,11 +274,15 @@ def draw_wiring(wiring: Wiring, ax: Axes | None = None, caption: str | None = No
     return ax
 
 
+def _plural(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 def _count_caption(wiring: Wiring) -> str:
     if wiring.kernels == 1:
         shape = f"1 kernel x {wiring.taps}"
     elif wiring.title.startswith("fully connected"):
-        shape = f"{wiring.n_out} outputs x {wiring.n_in} inputs"
+        shape = f"{_plural(wiring.n_out, 'output')} x {_plural(wiring.n_in, 'input')}"
     else:
         shape = f"{wiring.kernels} kernels x {wiring.taps}"
     return f"{wiring.weights} parameters ({shape})"
@@ -299,9 +303,10 @@ def four_panel_figure(n_in: int = 8, kernel_size: int = 3, tile_size: int = 2) -
         _bank_wiring(n_in, kernel_size, tile_size, 1, 0, 1, where),
         _bank_wiring(n_in, kernel_size, 1, 1, 0, 1, where),
     ]
-    figure = Figure(figsize=(11, 7.4), layout="constrained")
+    # Wide enough for every input's label at any n_in (--inputs 30 squashed a fixed width).
+    figure = Figure(figsize=(max(11.0, 2 * (0.3 * n_in + 0.8)), 7.4), layout="constrained")
     figure.suptitle(
-        f"Four ways to connect {n_in} inputs to {local.n_out} outputs "
+        f"Four ways to connect {_plural(n_in, 'input')} to {_plural(local.n_out, 'output')} "
         f"(kernel {kernel_size}; one colour per distinct weight)",
         fontsize=12,
     )

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import colorsys
 
-from matplotlib import colormaps
 from matplotlib.colors import to_rgb
 
 __all__ = ["kernel_colour", "weight_colour"]
@@ -32,12 +31,20 @@ _FIRST = [
 ]
 
 
+# Successive kernels step round the hue circle by the golden angle, so neighbours (in a row and,
+# for any row length, between rows) never get similar hues: a locally connected layer's map
+# reads as all different, not as bands of slowly changing colour that look like row sharing.
+_GOLDEN = 0.618_033_988_749_895
+_LIGHTNESS = (0.45, 0.62, 0.32)
+
+
 def kernel_colour(kernel: int, kernels: int) -> RGB:
-    """The hue of kernel ``kernel`` out of ``kernels``."""
+    """The colour of kernel ``kernel`` out of ``kernels``: well-separated named hues for up to
+    nine kernels, a golden-angle walk over hue and three lightness levels beyond."""
     if kernels <= len(_FIRST):
         return _FIRST[kernel]
-    r, g, b, _ = colormaps["hsv"](kernel / kernels * 0.92)
-    return (r * 0.85, g * 0.85, b * 0.85)
+    hue = (kernel * _GOLDEN) % 1.0
+    return colorsys.hls_to_rgb(hue, _LIGHTNESS[kernel % len(_LIGHTNESS)], 0.75)
 
 
 def weight_colour(kernel: int, kernels: int, tap: int, taps: int) -> RGB:

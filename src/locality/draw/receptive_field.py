@@ -1,7 +1,9 @@
 """The receptive field of a stack of 2-D layers, drawn on the input grid.
 
-For each layer that moves the field, one output unit is picked near the centre of the input
-and its window is drawn: nested boxes that grow with depth (and with stride).
+One unit is followed through the stack: the last layer's unit nearest the chosen centre, then,
+layer by layer going back, the unit that it reads from (among those whose windows lie inside
+its own, the one nearest its centre). Their windows are drawn as nested boxes that grow with
+depth (and with stride).
 """
 
 from __future__ import annotations
@@ -35,6 +37,40 @@ def _point(centre: object, where: str) -> tuple[float, float]:
     return values[0], values[1]
 
 
+def unit_windows(
+    layers: Sequence[tuple[LayerRow, ReceptiveField]], point: Sequence[float]
+) -> list[tuple[range, ...]]:
+    """The input windows of one unit followed through ``layers`` (first to last), nested.
+
+    The last layer's unit is the one centred nearest ``point``; going back, each layer's unit is
+    one the next unit reads from: among the units whose windows lie inside the next unit's
+    window, the one centred nearest its centre (nearest ``point`` if none lies inside, as at a
+    padded border).
+    """
+    windows: list[tuple[range, ...]] = []
+    target: tuple[range, ...] | None = None
+    for row, field in reversed(layers):
+        assert field.size is not None  # whole-input fields are left out by the caller
+        position = []
+        for axis, n in enumerate(row.output_shape[1:]):
+            a, j, r = field.start[axis], field.jump[axis], field.size[axis]
+            centre = (
+                point[axis] if target is None else (target[axis].start + target[axis].stop - 1) / 2
+            )
+            inside = (
+                range(n)
+                if target is None
+                else [
+                    q for q in range(n) if target[axis].start <= a + q * j <= target[axis].stop - r
+                ]
+            )
+            candidates = inside or range(n)
+            position.append(min(candidates, key=lambda q: abs(a + q * j + (r - 1) / 2 - centre)))
+        target = field.window(position)
+        windows.append(target)
+    return windows[::-1]
+
+
 def receptive_field_figure(
     model: nn.Module, input_shape: Sequence[int], centre: Sequence[float] | None = None
 ) -> Figure:
@@ -59,23 +95,20 @@ def receptive_field_figure(
         layer_rows = summary(model, input_shape).rows
     except ValueError as error:
         raise ValueError(f"{where}: {error}") from error
-    steps: list[tuple[LayerRow, ReceptiveField, tuple[int, ...], tuple[range, ...]]] = []
+    layers: list[tuple[LayerRow, ReceptiveField]] = []
     for row in layer_rows:
         field = row.receptive_field
-        if field is None or field.size is None or row.kind == "other" and not steps:
+        if field is None or field.size is None or row.kind == "other" and not layers:
             continue
-        if steps and steps[-1][1] == field:
+        if layers and layers[-1][1] == field:
             continue
-        # The output position whose window is centred nearest the chosen input point.
-        position = [
-            max(0, min(n - 1, round((c - a - (r - 1) / 2) / j)))
-            for c, a, r, j, n in zip(
-                point, field.start, field.size, field.jump, row.output_shape[1:], strict=True
-            )
-        ]
-        steps.append((row, field, field.size, field.window(position)))
-    if not steps:
+        layers.append((row, field))
+    if not layers:
         raise ValueError(f"{where}: the model has no 2-D sliding-window layer to draw")
+    steps = [
+        (row, field, window)
+        for (row, field), window in zip(layers, unit_windows(layers, point), strict=True)
+    ]
 
     figure = Figure(figsize=(7.4, 6.2), layout="constrained")
     ax = figure.add_subplot()
@@ -86,7 +119,7 @@ def receptive_field_figure(
         ax.plot([0, width], [y, y], color="white", lw=0.7)
     lo_x = lo_y = 0.0
     hi_x, hi_y = float(width), float(height)
-    for number, (row, field, extent, (rows, cols)) in enumerate(steps):
+    for number, (row, field, (rows, cols)) in enumerate(steps):
         colour = kernel_colour(number, max(len(steps), 2))
         top = height - rows.start  # row 0 is drawn at the top, as in an image
         inset = 0.06 * number  # keeps coinciding edges of successive boxes apart
@@ -112,7 +145,7 @@ def receptive_field_figure(
                 zorder=10 + len(steps) - number,
             )
         )
-        size = "x".join(map(str, extent))
+        size = f"{len(rows)}x{len(cols)}"
         stride = "x".join(map(str, field.jump)) if len(set(field.jump)) > 1 else str(field.jump[0])
         layer = f"layer {row.name} ({row.type})" if row.name else row.type
         ax.plot([], [], color=colour, lw=3, label=f"after {layer}: {size}, stride {stride}")

@@ -162,6 +162,7 @@ def tile_map_figure(
             name += f", tile {connectivity.bank_shape[0]}x{connectivity.bank_shape[1]}"
         size = "x".join(map(str, index.shape))
         word = "kernel" if bank == 1 else "kernels"
-        _draw_map(index, kernels, ax, f"{name}\n{bank} {word} over {size} outputs")
+        used = f" ({kernels} used)" if kernels < bank else ""  # a tile larger than the output
+        _draw_map(index, kernels, ax, f"{name}\n{bank} {word}{used} over {size} outputs")
     figure.suptitle("Which kernel each output position uses", fontsize=12)
     return figure

@@ -25,6 +25,10 @@ import torch
 
 BUILTIN = ("mnist1d", "mnist1d-shuffled", "digits")
 
+LAYOUTS = ("auto", "channels_first", "channels_last", "no_channels")
+# A channel axis this small next to a spatial one this large can be told apart without asking.
+MAX_CHANNELS_GUESSED = 4
+
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".pgm")
 
 
@@ -54,11 +58,18 @@ class Data:
         return tuple(self.x_train.shape[1:])
 
 
-def load(source: str | os.PathLike, *, test_fraction: float = 0.2, seed: int = 0) -> Data:
+def load(
+    source: str | os.PathLike,
+    *,
+    test_fraction: float = 0.2,
+    seed: int = 0,
+    layout: str = "auto",
+) -> Data:
     """Load a built-in dataset by name (one of :data:`BUILTIN`) or the user's data from a path.
 
     ``test_fraction`` and ``seed`` choose the split for data that comes without one (``digits``,
-    an ``.npz`` without ``x_test``, a folder of images).
+    an ``.npz`` without ``x_test``, a folder of images); ``layout`` is the axis order of an
+    ``.npz``'s arrays (see :func:`npz`).
     """
     if not 0.0 < test_fraction < 1.0:
         raise ValueError(f"load: test_fraction must be in (0, 1), got {test_fraction!r}")
@@ -71,7 +82,7 @@ def load(source: str | os.PathLike, *, test_fraction: float = 0.2, seed: int = 0
     if path.is_dir():
         return image_folder(path, test_fraction=test_fraction, seed=seed)
     if path.suffix == ".npz" and path.is_file():
-        return npz(path, test_fraction=test_fraction, seed=seed)
+        return npz(path, test_fraction=test_fraction, seed=seed, layout=layout)
     raise ValueError(
         f"load: dataset must be one of {', '.join(BUILTIN)}, an .npz file or a folder of images "
         f"by class, got {name!r}" + ("" if path.exists() else " (no such file or folder)")
@@ -140,15 +151,37 @@ def digits(test_fraction: float = 0.2, seed: int = 0) -> Data:
     return _split("digits", x, bunch.target, test_fraction, seed)
 
 
-def npz(path: str | os.PathLike, test_fraction: float = 0.2, seed: int = 0) -> Data:
-    """Arrays from an ``.npz``: ``x`` ``(N, *spatial)`` or ``(N, C, *spatial)`` and ``y`` ``(N,)``.
+def npz(
+    path: str | os.PathLike, test_fraction: float = 0.2, seed: int = 0, layout: str = "auto"
+) -> Data:
+    """Arrays from an ``.npz``: inputs ``x`` and integer labels ``y`` ``(N,)`` from 0.
 
-    Integer labels from 0; optional ``x_test``/``y_test``, otherwise a random ``test_fraction`` of
-    each class is held out. ``x`` with 2 or 3 dimensions is read as ``(N, L)`` or ``(N, H, W)``
-    with one channel, with 4 or 5 as ``(N, C, H, W)`` or ``(N, C, D, H, W)``.
+    Optional ``x_test``/``y_test``, otherwise a random ``test_fraction`` of each class is held
+    out. ``layout`` says how ``x`` is laid out:
+
+    - ``"channels_first"``: ``(N, C, *spatial)`` (PyTorch's order), 1 to 3 spatial dims;
+    - ``"channels_last"``: ``(N, *spatial, C)`` (Keras' and NumPy images' order), moved to
+      channels first;
+    - ``"no_channels"``: ``(N, *spatial)``, one channel;
+    - ``"auto"`` (default): ``(N, L)`` and ``(N, H, W)`` with ``H, W > 4`` are one channel; for
+      4 or 5 dimensions the channel axis is the second or the last one, whichever is at most 4
+      while the other is larger (``(N, 32, 32, 3)`` is channels last, ``(N, 3, 32, 32)``
+      channels first). Anything else (``(N, 16, 8, 8)``, ``(N, 40, 3)``, which may be
+      ``(N, L, C)``) is ambiguous and refused: pass ``layout``.
     """
     path = Path(path)
-    with np.load(path) as arrays:
+    if layout not in LAYOUTS:
+        raise ValueError(f"npz: layout must be one of {', '.join(LAYOUTS)}, got {layout!r}")
+    try:
+        arrays = np.load(path)
+    except Exception as error:  # NumPy's complaint, whatever its type: name the file
+        raise ValueError(
+            f"npz: cannot read {str(path)!r} as a NumPy .npz archive ({type(error).__name__}: "
+            f"{error})"
+        ) from error
+    if not isinstance(arrays, np.lib.npyio.NpzFile):
+        raise ValueError(f"npz: {str(path)!r} holds a single array, not an .npz archive")
+    with arrays:
         missing = {"x", "y"} - set(arrays.files)
         if missing:
             raise ValueError(
@@ -156,28 +189,61 @@ def npz(path: str | os.PathLike, test_fraction: float = 0.2, seed: int = 0) -> D
                 f"{sorted(missing)}; found {sorted(arrays.files)}"
             )
         x, y = arrays["x"], arrays["y"]
+        x_test: np.ndarray | None = None
+        y_test: np.ndarray | None = None
         test = ("x_test", "y_test")
         if all(k in arrays.files for k in test):
             x_test, y_test = arrays["x_test"], arrays["y_test"]
         elif any(k in arrays.files for k in test):
             raise ValueError(f"npz: {path} must hold both 'x_test' and 'y_test' or neither")
-        else:
-            x_test = y_test = None
-    x = _with_channels(x, "x", path)
-    if x_test is None:
+    if len(x) == 0:
+        raise ValueError(f"npz: 'x' in {path} holds no examples (shape {x.shape})")
+    if not np.issubdtype(x.dtype, np.number) or np.issubdtype(x.dtype, np.complexfloating):
+        raise ValueError(f"npz: 'x' in {path} must hold real numbers, got dtype {x.dtype}")
+    x = _with_channels(x, "x", path, layout)
+    if x_test is None or y_test is None:
         return _split(path.stem, x, y, test_fraction, seed)
-    x_test = _with_channels(x_test, "x_test", path)
+    x_test = _with_channels(x_test, "x_test", path, layout)
     num_classes = _check_labels(path.stem, x, y, x_test, y_test)
     return Data(
         path.stem, _as_inputs(x), _as_labels(y), _as_inputs(x_test), _as_labels(y_test), num_classes
     )
 
 
-def _with_channels(x: np.ndarray, key: str, path: Path) -> np.ndarray:
-    if x.ndim in (2, 3):
+def _with_channels(x: np.ndarray, key: str, path: Path, layout: str) -> np.ndarray:
+    """``x`` as ``(N, C, *spatial)`` with 1 to 3 spatial dims, read in ``layout``."""
+    if layout == "auto":
+        layout = _guess_layout(x, key, path)
+    spatial = x.ndim - (1 if layout == "no_channels" else 2)
+    if not 1 <= spatial <= 3:
+        raise ValueError(
+            f"npz: '{key}' in {path} read as {layout} must have 1 to 3 spatial dimensions, got "
+            f"shape {x.shape}"
+        )
+    if layout == "no_channels":
         return x[:, None]
-    if x.ndim in (4, 5):
-        return x
+    if layout == "channels_last":
+        return np.moveaxis(x, -1, 1)
+    return x
+
+
+def _guess_layout(x: np.ndarray, key: str, path: Path) -> str:
+    """The layout of ``x`` when it shows, or a ValueError asking for ``layout``."""
+    if x.ndim == 2:
+        return "no_channels"
+    if x.ndim in (3, 4, 5):
+        first, last = (n <= MAX_CHANNELS_GUESSED for n in (x.shape[1], x.shape[-1]))
+        if x.ndim == 3 and not (first or last):
+            return "no_channels"
+        if x.ndim > 3 and last and not first:
+            return "channels_last"
+        if x.ndim > 3 and first and not last:
+            return "channels_first"
+        raise ValueError(
+            f"npz: cannot tell the channel axis of '{key}' in {path}, shape {x.shape}: pass "
+            f"layout='channels_first' (N, C, *spatial), 'channels_last' (N, *spatial, C) or "
+            f"'no_channels' (N, *spatial) (--layout on the command line)"
+        )
     raise ValueError(
         f"npz: '{key}' in {path} must have shape (N, L), (N, H, W) or (N, C, *spatial) with 1 to "
         f"3 spatial dimensions, got shape {x.shape}"

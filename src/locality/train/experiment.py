@@ -3,12 +3,17 @@
 ``run_experiment("mnist1d")`` trains dense, locally connected, tiled (t = 2, 4) and convolutional
 models (:mod:`locality.train.models`) on MNIST-1D and on its spatially shuffled variant, each with
 several seeds, and reports the test accuracy (mean and sample standard deviation over seeds),
-parameters and training time. For every run it also measures accuracy on the test signals
-translated (circularly, as MNIST-1D itself translates its signals) by ``0 .. max_shift`` positions,
-without retraining: a model whose weights are shared across positions should hold up, a model
-with a weight per position need not.
+parameters and training time (a single seed has no standard deviation: it is ``None`` in the
+rows and "n/a" in the tables). For every run it also measures accuracy on the test inputs
+translated along their last axis by ``0 .. max_shift`` positions, without retraining: a model
+whose weights are shared across positions should hold up, a model with a weight per position need
+not. MNIST-1D signals are translated circularly (``torch.roll``), as MNIST-1D itself translates
+them; images (``digits``) are translated with zero padding, the background colour, so a shift
+moves the digit off the image instead of wrapping it round, and the shift must be smaller than the
+image's width.
 
-Each finished run is saved under ``out_dir/runs/``; running the same experiment again skips those
+Each finished run is saved under ``out_dir/runs/`` (written to a temporary name and renamed, so a
+killed experiment leaves no half-written file); running the same experiment again skips those
 runs, so an interrupted experiment continues where it stopped.
 """
 
@@ -26,7 +31,9 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 
+from locality._atomic import write_text_atomically
 from locality.train import data as datasets
 from locality.train.data import Data
 from locality.train.distributed import resolve_device
@@ -54,6 +61,11 @@ PUBLISHED: dict[str, dict[str, float]] = {
     "mnist1d-shuffled": {"dense": 0.68, "conv": 0.56},
 }
 PUBLISHED_PARAMETERS: dict[str, int] = {"dense": 15_210, "conv": 5_210}
+
+# How each dataset's test inputs are translated: "roll" wraps round, "pad" fills with zeros.
+SHIFT_MODES: dict[str, str] = {"mnist1d": "roll", "mnist1d-shuffled": "roll", "digits": "pad"}
+# The default largest test-time shift: a quarter of MNIST-1D's 40 positions, half a digit's 8.
+DEFAULT_MAX_SHIFT: dict[str, int] = {"mnist1d": 10, "digits": 4}
 
 # The settings that change a run's result; a finished run is reused only if they all match.
 _SETTINGS = ("steps", "batch_size", "lr", "weight_decay", "seed")
@@ -100,7 +112,7 @@ def run_experiment(
     seeds: int = 5,
     config: TrainConfig | None = None,
     models: Sequence[tuple[str, int | None]] = MODELS,
-    max_shift: int = 10,
+    max_shift: int | None = None,
     out_dir: str | os.PathLike = "results",
     workers: int = 1,
     threads: int = 1,
@@ -114,7 +126,8 @@ def run_experiment(
         seeds: runs per model, with seeds ``0 .. seeds - 1``.
         config: optimisation settings (``seed`` is replaced per run); default :class:`TrainConfig`.
         models: ``(family, tile_size)`` pairs.
-        max_shift: test-time translations ``0 .. max_shift`` positions along the last axis.
+        max_shift: test-time translations ``0 .. max_shift`` positions along the last axis
+            (default :data:`DEFAULT_MAX_SHIFT`); it must be smaller than that axis.
         out_dir: where ``<name>.json``, ``<name>.md``, the plots and ``runs/`` go.
         workers: runs trained at once, in separate processes.
         threads: torch threads per process.
@@ -128,6 +141,8 @@ def run_experiment(
         raise ValueError(
             f"run_experiment: name must be one of {', '.join(EXPERIMENTS)}, got {name!r}"
         )
+    if max_shift is None:
+        max_shift = DEFAULT_MAX_SHIFT[name]
     for arg, value, least in (
         ("seeds", seeds, 1),
         ("max_shift", max_shift, 0),
@@ -146,27 +161,47 @@ def run_experiment(
         for dataset in EXPERIMENTS[name]
         for family, tile in models
     ]
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"run_experiment: out_dir {str(out)!r} is a file; expected a folder")
     pending = [job for job in jobs if not _run_file(out, job).is_file()]
     for job in (job for job in jobs if job not in pending):
         _check_finished(_run_file(out, job), replace(config, seed=job.seed), max_shift)
     loaded = {dataset: datasets.load(dataset) for dataset in {job.dataset for job in pending}}
+    for dataset in loaded.values():
+        width = dataset.input_shape[-1]
+        if max_shift >= width:
+            wraps = SHIFT_MODES.get(dataset.name, "pad") == "roll"
+            raise ValueError(
+                f"run_experiment: max_shift must be smaller than the {width} positions of "
+                f"{dataset.name}'s last axis (a larger shift "
+                f"{'wraps round to a smaller one' if wraps else 'leaves an empty image'}), got "
+                f"{max_shift}"
+            )
+    try:
+        (out / "runs").mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ValueError(
+            f"run_experiment: cannot create the folder out_dir {str(out)!r} ({error.strerror})"
+        ) from None
     tasks = [(job, loaded[job.dataset], config, max_shift, device, threads) for job in pending]
 
     bar = _bar(len(jobs), len(jobs) - len(pending), enabled=progress)
     for job, record in _finished(tasks, workers):
         path = _run_file(out, job)
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(record, indent=2) + "\n")
+        write_text_atomically(path, json.dumps(record, indent=2) + "\n")
         if bar is not None:
             bar.update(1)
             bar.set_postfix_str(f"{job.key}: {record['test_accuracy']:.3f}")
     if bar is not None:
         bar.close()
 
-    records = [json.loads(_run_file(out, job).read_text()) for job in jobs]
+    records = [_read_run(_run_file(out, job)) for job in jobs]
     rows = summarise(records)
-    (out / f"{name}.json").write_text(json.dumps(rows, indent=2) + "\n")
-    (out / f"{name}.md").write_text(markdown_table(rows, records, config, seeds, max_shift))
+    write_text_atomically(out / f"{name}.json", json.dumps(rows, indent=2) + "\n")
+    write_text_atomically(
+        out / f"{name}.md", markdown_table(rows, records, config, seeds, max_shift)
+    )
     _plot(name, rows, records, out)
     return rows
 
@@ -175,9 +210,26 @@ def _run_file(out: Path, job: Job) -> Path:
     return out / "runs" / f"{job.key}.json"
 
 
+def _read_run(path: Path) -> dict:
+    """A finished run's record, or a ValueError naming the file that cannot be read."""
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ValueError(
+            f"run_experiment: cannot read the finished run {str(path)!r} ({error}); delete it to "
+            f"run it again"
+        ) from error
+    if not isinstance(record, dict):
+        raise ValueError(
+            f"run_experiment: {str(path)!r} holds {type(record).__name__}, not a run record; "
+            f"delete it to run it again"
+        )
+    return record
+
+
 def _check_finished(path: Path, config: TrainConfig, max_shift: int) -> None:
     """Refuse to mix a run finished with other settings into this experiment's table."""
-    record = json.loads(path.read_text())
+    record = _read_run(path)
     saved = {key: record.get("config", {}).get(key) for key in _SETTINGS}
     wanted = {key: getattr(config, key) for key in _SETTINGS}
     shifts = len(record.get("shift_accuracy", ())) - 1
@@ -211,8 +263,9 @@ def _run_job(task: tuple[Job, Data, TrainConfig, int, str, int]) -> dict:
     )
     device_ = next(model.parameters()).device
     x_test, y_test = data.x_test.to(device_), data.y_test.to(device_)
+    mode = SHIFT_MODES.get(job.dataset, "pad")
     shift_accuracy = [
-        evaluate(model, torch.roll(x_test, s, dims=-1), y_test)[1] for s in range(max_shift + 1)
+        evaluate(model, shift(x_test, s, mode), y_test)[1] for s in range(max_shift + 1)
     ]
     record = asdict(result)
     record.update(
@@ -220,10 +273,21 @@ def _run_job(task: tuple[Job, Data, TrainConfig, int, str, int]) -> dict:
         tile_size=job.tile_size,
         config=asdict(config),
         shift_accuracy=shift_accuracy,
+        shift_mode=mode,
         machine=machine(),
         device=str(device_),
     )
     return record
+
+
+def shift(x: torch.Tensor, positions: int, mode: str) -> torch.Tensor:
+    """``x`` moved by ``positions`` along its last axis: wrapping round (``"roll"``) or with
+    zeros coming in and the far end dropped (``"pad"``); same shape as ``x``."""
+    if mode == "roll":
+        return torch.roll(x, positions, dims=-1)
+    if positions == 0:
+        return x
+    return F.pad(x, (positions, 0))[..., : x.shape[-1]]
 
 
 def summarise(records: Sequence[dict]) -> list[dict]:
@@ -242,7 +306,7 @@ def summarise(records: Sequence[dict]) -> list[dict]:
                 "tile_size": tile,
                 "dataset": dataset,
                 "test_accuracy_mean": statistics.fmean(accuracies),
-                "test_accuracy_std": statistics.stdev(accuracies) if len(runs) > 1 else 0.0,
+                "test_accuracy_std": statistics.stdev(accuracies) if len(runs) > 1 else None,
                 "seeds": len(runs),
                 "parameters": runs[0]["parameters"],
                 "train_seconds": statistics.fmean(run["train_seconds"] for run in runs),
@@ -264,7 +328,7 @@ def markdown_table(
         published = PUBLISHED.get(row["dataset"], {}).get(row["model"])
         lines.append(
             f"| {row['dataset']} | {model} | {row['parameters']:,} | "
-            f"{100 * row['test_accuracy_mean']:.1f} ± {100 * row['test_accuracy_std']:.1f}% | "
+            f"{format_accuracy(row['test_accuracy_mean'], row['test_accuracy_std'])} | "
             f"{f'{100 * published:.0f}%' if published is not None else ''} | "
             f"{row['train_seconds']:.1f} |"
         )
@@ -280,8 +344,9 @@ def markdown_table(
     command = shlex.join(["locality", *sys.argv[1:]]) if sys.argv[1:] else "run_experiment(...)"
     lines += [
         "",
-        "Test accuracy (mean over seeds) with the test inputs rolled by s positions along the last "
-        "axis, no retraining (not for shuffled data, where a roll is not a translation):",
+        "Test accuracy (mean over seeds) with the test inputs shifted by s positions along the "
+        "last axis, no retraining: MNIST-1D rolled round (as MNIST-1D translates), images "
+        "padded with zeros (not for shuffled data, where a shift is not a translation):",
         "",
         "| dataset | model | " + " | ".join(f"s={s}" for s in shifts) + " |",
         "|---|---|" + "---:|" * len(shifts),
@@ -312,6 +377,13 @@ def markdown_table(
         "",
     ]
     return "\n".join(lines)
+
+
+def format_accuracy(mean: float, std: float | None) -> str:
+    """``"93.1 ± 0.4%"``; ``"93.1% (± n/a, one seed)"`` when there is no standard deviation."""
+    if std is None:
+        return f"{100 * mean:.1f}% (± n/a, one seed)"
+    return f"{100 * mean:.1f} ± {100 * std:.1f}%"
 
 
 def _mean_curve(runs: Sequence[dict]) -> list[float]:

@@ -11,11 +11,18 @@ the optimiser and the RNG state, so a resumed run continues exactly as an uninte
 
 A run directory holds ``checkpoint.pt`` (``state_dict``s and the step), ``metrics.csv`` (one row
 per evaluation) and ``metrics.json`` (the configuration, the final numbers and the same rows).
+Each is written to a temporary name and renamed, so a killed run leaves whole files. A fresh run
+refuses a directory that holds an earlier one unless told to ``resume`` or ``overwrite`` it, and
+a checkpoint records the dataset (name, shapes and a digest of its tensors) and the model (its
+name, class and parameter shapes), so resuming with another dataset or model is refused, naming
+both.
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
+import io
 import json
 import math
 import os
@@ -29,6 +36,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DistributedSampler
 
+from locality._atomic import write_atomically, write_text_atomically
 from locality.train import distributed
 from locality.train.data import Data
 from locality.train.distributed import Context
@@ -38,6 +46,9 @@ CHECKPOINT = "checkpoint.pt"
 METRICS_CSV = "metrics.csv"
 METRICS_JSON = "metrics.json"
 COLUMNS = ("step", "epoch", "train_loss", "test_loss", "test_accuracy", "train_seconds")
+RUN_FILES = (CHECKPOINT, METRICS_CSV, METRICS_JSON)
+# More classes than this is a labelling mistake (labels such as {0, 10^7}), not a classifier.
+MAX_CLASSES = 100_000
 
 
 @dataclass(frozen=True)
@@ -75,8 +86,14 @@ class TrainConfig:
                 raise ValueError(f"TrainConfig: {name} must be a non-negative int, got {value!r}")
         if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
             raise ValueError(f"TrainConfig: lr must be a positive number, got {self.lr!r}")
-        if not (isinstance(self.weight_decay, (int, float)) and self.weight_decay >= 0):
-            raise ValueError(f"TrainConfig: weight_decay must be >= 0, got {self.weight_decay!r}")
+        if not (
+            isinstance(self.weight_decay, (int, float))
+            and math.isfinite(self.weight_decay)
+            and self.weight_decay >= 0
+        ):
+            raise ValueError(
+                f"TrainConfig: weight_decay must be a finite number >= 0, got {self.weight_decay!r}"
+            )
 
 
 @dataclass
@@ -103,12 +120,15 @@ def train_family(
     rank: int | None = None,
     run_dir: str | os.PathLike | None = None,
     resume: bool = False,
+    overwrite: bool = False,
     device: str | torch.device | None = None,
     progress: bool = True,
     fsdp: bool = False,
 ) -> tuple[nn.Module, RunResult]:
     """Seed, build one family's model for ``data`` (see :func:`~locality.train.models.build_model`)
     and :func:`train` it. Returns the trained (unwrapped) model and its result."""
+    check_data(data)
+    check_run_dir(run_dir, resume=resume, overwrite=overwrite)
     torch.manual_seed(config.seed)
     model = build_model(
         family, data.input_shape, data.num_classes, tile_size=tile_size, regions=regions, rank=rank
@@ -120,6 +140,7 @@ def train_family(
         name=model_name(family, tile_size, regions, rank),
         run_dir=run_dir,
         resume=resume,
+        overwrite=overwrite,
         device=device,
         progress=progress,
         fsdp=fsdp,
@@ -135,6 +156,7 @@ def train(
     name: str = "model",
     run_dir: str | os.PathLike | None = None,
     resume: bool = False,
+    overwrite: bool = False,
     device: str | torch.device | None = None,
     progress: bool = True,
     after_step: Callable[[int], object] | None = None,
@@ -152,8 +174,10 @@ def train(
         config: optimisation settings.
         name: the model's name in the metrics.
         run_dir: where checkpoints and metrics go; ``None`` keeps everything in memory.
-        resume: continue from ``run_dir/checkpoint.pt`` if it exists (its configuration must
-            match, except ``steps``, which may grow).
+        resume: continue from ``run_dir/checkpoint.pt`` if it exists (its configuration, dataset
+            and model must match, except ``steps``, which may grow).
+        overwrite: start afresh in a ``run_dir`` that holds an earlier run, replacing its files;
+            without ``resume`` or ``overwrite`` such a directory is refused.
         device: ``"auto"`` (default), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
         progress: show a tqdm progress bar.
         after_step: called with the step number (from 1) after each optimiser step, e.g. a
@@ -162,6 +186,8 @@ def train(
             (:func:`~locality.train.distributed.wrap_model`) instead of DDP; the checkpoint
             holds the gathered whole state. Cannot resume (yet).
     """
+    check_data(data)
+    check_run_dir(run_dir, resume=resume, overwrite=overwrite)
     context = distributed.current(device)
     if fsdp and resume:
         raise ValueError("train: fsdp=True cannot resume from a checkpoint; train without resume")
@@ -188,6 +214,13 @@ def train(
             f"({len(data.y_train)} examples)"
         )
 
+    if run_dir is not None and context.is_main:
+        try:
+            Path(run_dir).mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise ValueError(
+                f"train: cannot create the run directory {str(run_dir)!r} ({error.strerror})"
+            ) from None
     model.to(context.device)
     x_train, y_train = data.x_train.to(context.device), data.y_train.to(context.device)
     x_test, y_test = data.x_test.to(context.device), data.y_test.to(context.device)
@@ -196,19 +229,21 @@ def train(
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
 
     run_path = Path(run_dir) if run_dir is not None else None
+    identity = run_identity(model, data, name)
     history: list[dict] = []
     start, train_seconds = 0, 0.0
     if resume and run_path is not None and (run_path / CHECKPOINT).is_file():
         start, history, train_seconds = _load_checkpoint(
-            run_path / CHECKPOINT, model, optimizer, config, context
+            run_path / CHECKPOINT, model, optimizer, config, identity, context
         )
+    elif overwrite and run_path is not None and context.is_main:
+        for old in RUN_FILES:
+            (run_path / old).unlink(missing_ok=True)
     if not distributed.agree(start, context):
         raise ValueError(
             "train: the processes found different checkpoints to resume from (this one: step "
             f"{start}); run_dir must be a folder that every process sees"
         )
-    if start > config.steps:
-        raise ValueError(f"train: the checkpoint is at step {start}, past steps={config.steps}")
     parallel = sharded if sharded is not None else distributed.wrap_model(model, context)
 
     bar = _progress_bar(config.steps, start, name, enabled=progress and context.is_main)
@@ -263,6 +298,7 @@ def train(
                 model,
                 optimizer,
                 config,
+                identity,
                 step,
                 history,
                 train_seconds,
@@ -286,6 +322,83 @@ def train(
     if run_path is not None and context.is_main:
         write_metrics(run_path, result, config, context)
     return result
+
+
+def check_run_dir(
+    run_dir: str | os.PathLike | None, *, resume: bool = False, overwrite: bool = False
+) -> None:
+    """Refuse a fresh run into a directory that holds an earlier run, before any work.
+
+    Raises ValueError naming the directory and its run files unless ``resume`` (continue it) or
+    ``overwrite`` (replace it) is given; the two exclude each other.
+    """
+    if resume and overwrite:
+        raise ValueError("train: resume and overwrite exclude each other; pass one of them")
+    if run_dir is None:
+        return
+    path = Path(run_dir)
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"train: run_dir {str(path)!r} is a file; expected a folder")
+    found = [name for name in RUN_FILES if (path / name).exists()]
+    if found and not (resume or overwrite):
+        raise ValueError(
+            f"train: {str(path)!r} already holds a run ({', '.join(found)}); pass resume=True "
+            f"(--resume) to continue it or overwrite=True (--overwrite) to replace it"
+        )
+
+
+def check_data(data: Data) -> None:
+    """Refuse data a run cannot learn from or evaluate on, before any work.
+
+    Empty training or test sets, non-finite inputs, labels outside ``[0, num_classes)`` and more
+    classes than :data:`MAX_CLASSES` or than there are examples raise ValueError naming the
+    dataset and what is wrong.
+    """
+    where = f"train: dataset {data.name!r}"
+    for split, x, y in (
+        ("training", data.x_train, data.y_train),
+        ("test", data.x_test, data.y_test),
+    ):
+        if len(y) == 0:
+            raise ValueError(
+                f"{where}: the {split} set is empty (inputs {tuple(x.shape)}); a split needs at "
+                f"least one example"
+            )
+        if not torch.is_floating_point(x) or not bool(torch.isfinite(x).all()):
+            bad = int((~torch.isfinite(x)).sum()) if torch.is_floating_point(x) else 0
+            raise ValueError(
+                f"{where}: the {split} inputs must be finite floats; got dtype {x.dtype} with "
+                f"{bad:,} NaN or infinite values"
+            )
+        if int(y.min()) < 0 or int(y.max()) >= data.num_classes:
+            raise ValueError(
+                f"{where}: the {split} labels must be in [0, {data.num_classes}), got "
+                f"[{int(y.min())}, {int(y.max())}]"
+            )
+    examples = len(data.y_train) + len(data.y_test)
+    if data.num_classes > min(MAX_CLASSES, examples):
+        raise ValueError(
+            f"{where}: labels run up to {data.num_classes - 1:,}, i.e. {data.num_classes:,} "
+            f"classes for {examples:,} examples; labels must be 0 .. K-1 for K classes "
+            f"(at most {MAX_CLASSES:,} and no more than the examples)"
+        )
+
+
+def run_identity(model: nn.Module, data: Data, name: str) -> dict:
+    """What a checkpoint must match to be resumed: the dataset and the model, described."""
+    digest = hashlib.sha256()
+    for tensor in (data.x_train, data.y_train, data.x_test, data.y_test):
+        digest.update(str((tensor.dtype, tuple(tensor.shape))).encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return {
+        "dataset": data.name,
+        "dataset_shape": [len(data.y_train), len(data.y_test), *data.input_shape],
+        "num_classes": data.num_classes,
+        "dataset_sha256": digest.hexdigest(),
+        "model": name,
+        "model_class": f"{type(model).__module__}.{type(model).__qualname__}",
+        "parameter_shapes": {k: list(v.shape) for k, v in model.state_dict().items()},
+    }
 
 
 def _batches(
@@ -343,6 +456,7 @@ def _save_checkpoint(
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
     config: TrainConfig,
+    identity: dict,
     step: int,
     history: list[dict],
     train_seconds: float,
@@ -353,6 +467,7 @@ def _save_checkpoint(
         return
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {
+        "run": identity,
         "step": step,
         "model": model_state,
         "optimizer": optimizer_state,
@@ -361,9 +476,7 @@ def _save_checkpoint(
         "train_seconds": train_seconds,
         "torch_rng": torch.get_rng_state(),
     }
-    temporary = path.with_suffix(".tmp")
-    torch.save(state, temporary)
-    os.replace(temporary, path)  # a crash mid-write leaves the previous checkpoint intact
+    write_atomically(path, lambda file: torch.save(state, file))
 
 
 def _load_checkpoint(
@@ -371,18 +484,58 @@ def _load_checkpoint(
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
     config: TrainConfig,
+    identity: dict,
     context: Context,
 ) -> tuple[int, list[dict], float]:
-    state = torch.load(path, map_location=context.device, weights_only=True)
-    saved = _comparable(TrainConfig(**state["config"]))
+    try:
+        state = torch.load(path, map_location=context.device, weights_only=True)
+        saved_config = TrainConfig(**state["config"])
+        step, history = int(state["step"]), list(state["history"])
+        train_seconds = float(state["train_seconds"])
+    except Exception as error:  # torch.load's complaint, whatever its type: name the file
+        raise ValueError(
+            f"train: cannot read the checkpoint {str(path)!r} ({type(error).__name__}: {error}); "
+            f"it is damaged or not a locality checkpoint: delete it or pass --overwrite"
+        ) from error
+    saved_run = state.get("run")
+    if not isinstance(saved_run, dict):
+        raise ValueError(
+            f"train: the checkpoint {str(path)!r} does not record its dataset and model (written "
+            f"by an older locality), so resuming it cannot be checked; pass --overwrite to start "
+            f"afresh"
+        )
+    keys = [k for k in identity if k != "parameter_shapes"] + ["parameter_shapes"]
+    different = [k for k in keys if saved_run.get(k) != identity[k]]
+    if different:
+        key = different[0]
+        listed = ", ".join(
+            f"{k}: checkpoint {_short(saved_run.get(k))}, now {_short(identity[k])}"
+            for k in different
+            if k != "parameter_shapes" or len(different) == 1
+        )
+        raise ValueError(
+            f"train: cannot resume {str(path)!r} with another "
+            f"{'dataset' if key.startswith(('dataset', 'num_classes')) else 'model'} ({listed})"
+        )
+    saved = _comparable(saved_config)
     differences = {k: (saved[k], v) for k, v in _comparable(config).items() if saved[k] != v}
     if differences:
         listed = ", ".join(f"{k}: checkpoint {a!r}, now {b!r}" for k, (a, b) in differences.items())
-        raise ValueError(f"train: cannot resume {path} with different settings ({listed})")
+        raise ValueError(f"train: cannot resume {str(path)!r} with different settings ({listed})")
+    if step > config.steps:
+        raise ValueError(
+            f"train: the checkpoint {str(path)!r} is at step {step}, past steps={config.steps}; "
+            f"pass at least --steps {step}"
+        )
     model.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
     torch.set_rng_state(state["torch_rng"].cpu())
-    return state["step"], list(state["history"]), float(state["train_seconds"])
+    return step, history, train_seconds
+
+
+def _short(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def write_metrics(
@@ -391,10 +544,11 @@ def write_metrics(
     """Write ``metrics.csv`` (one row per evaluation) and ``metrics.json`` (everything)."""
     run_path = Path(run_dir)
     run_path.mkdir(parents=True, exist_ok=True)
-    with open(run_path / METRICS_CSV, "w", newline="") as file:
-        writer = csv.DictWriter(file, fieldnames=COLUMNS)
-        writer.writeheader()
-        writer.writerows(result.history)
+    table = io.StringIO(newline="")
+    writer = csv.DictWriter(table, fieldnames=COLUMNS)
+    writer.writeheader()
+    writer.writerows(result.history)
+    write_text_atomically(run_path / METRICS_CSV, table.getvalue())
     summary = {
         **asdict(result),
         "config": asdict(config),
@@ -402,4 +556,4 @@ def write_metrics(
         "device": str(context.device),
         "torch": torch.__version__,
     }
-    (run_path / METRICS_JSON).write_text(json.dumps(summary, indent=2) + "\n")
+    write_text_atomically(run_path / METRICS_JSON, json.dumps(summary, indent=2) + "\n")

@@ -39,7 +39,7 @@ def accuracy_vs_parameters(
             ax.errorbar(
                 row["parameters"],
                 row["test_accuracy_mean"],
-                yerr=row["test_accuracy_std"],
+                yerr=row["test_accuracy_std"],  # None (one seed): no error bar
                 fmt=marker,
                 color=color,
                 capsize=3,
@@ -109,7 +109,9 @@ def accuracy_vs_shift(
             color=line[0].get_color(),
             alpha=0.15,
         )
-    ax.set_xlabel("shift of the test signals (positions, circular roll)")
+    modes = {r.get("shift_mode", "roll") for r in records if r["dataset"] == dataset}
+    how = "circular roll" if modes == {"roll"} else "zero padding" if modes == {"pad"} else "mixed"
+    ax.set_xlabel(f"shift of the test inputs (positions, {how})")
     ax.set_ylabel("test accuracy (mean; band: min to max over seeds)")
     ax.set_title(f"{dataset}: accuracy under test-time shift, no retraining")
     ax.grid(True, alpha=0.3)
