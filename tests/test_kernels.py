@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
+import locality
 from benchmarks import tiled_formulations
 from locality.kernels import chunked_bmm, dispatch, local_op, reference, tiled, tiled_gemm
 
@@ -332,3 +333,17 @@ def test_benchmark_quick_runs_and_prints_one_table():
     assert expected | {"batched_gemm", "unfold_matmul"} <= methods
     assert "| target | measured | met |" in done.stdout
     assert "chunked_bmm" in done.stdout
+
+
+@pytest.mark.parametrize("tile", [2, 4])
+def test_tiled_output_takes_in_place_ops_on_every_path(tile):
+    # an output that autograd sees as a view of a custom Function's result refuses in-place ops
+    torch.manual_seed(0)
+    layer = locality.TiledConv2d(3, 4, 3, tile_size=tile, padding=1)
+    x = torch.randn(2, 3, 8, 8, requires_grad=True)  # the output a whole number of tiles
+    out = layer(x)
+    expected = torch.relu(out.detach().clone())
+    torch.relu_(out)
+    torch.testing.assert_close(out.detach(), expected)
+    out.sum().backward()
+    assert x.grad is not None

@@ -25,6 +25,11 @@ LOCAL = {
     2: locality.PartialLocallyConnected2d,
     3: locality.PartialLocallyConnected3d,
 }
+REGION = {
+    1: locality.PartialRegionConv1d,
+    2: locality.PartialRegionConv2d,
+    3: locality.PartialRegionConv3d,
+}
 
 
 def paper_partial_conv(x, mask, weight_at, bias_at, kernel, stride, padding, dilation, groups):
@@ -141,7 +146,7 @@ def test_same_padding_with_an_even_kernel_pads_the_mask_unevenly(multi_channel):
 
 
 @pytest.mark.parametrize("d", [1, 2, 3])
-@pytest.mark.parametrize("kind", ["tiled", "local"])
+@pytest.mark.parametrize("kind", ["tiled", "local", "region"])
 def test_partial_mechanism_on_other_kinds_matches_the_paper(d, kind):
     kernel, stride, padding, dilation, size = _geometry(d, 40 + d)
     torch.manual_seed(d)
@@ -149,14 +154,26 @@ def test_partial_mechanism_on_other_kinds_matches_the_paper(d, kind):
         tile = (2,) * d
         layer = TILED[d](3, 5, kernel, tile_size=tile, stride=stride, padding=padding,
                          dilation=dilation, return_mask=True).double()  # fmt: skip
-    else:
+    elif kind == "local":
         layer = LOCAL[d](3, 5, kernel, input_size=size, stride=stride, padding=padding,
                          dilation=dilation, return_mask=True).double()  # fmt: skip
+    else:
+        layer = REGION[d](3, 5, kernel, input_size=size, regions=2, stride=stride,
+                          padding=padding, dilation=dilation,
+                          return_mask=True).double()  # fmt: skip
     grid = layer.weight.shape[:d]
     w, b = layer.weight.detach().numpy(), layer.bias.detach().numpy()
+    # region j of an output axis of n positions: numpy.array_split's blocks, written out here
+    out_size = layer.output_size if kind == "region" else None
 
     def at(p):
-        return tuple(pi % g for pi, g in zip(p, grid, strict=True))
+        if kind != "region":
+            return tuple(pi % g for pi, g in zip(p, grid, strict=True))
+        blocks = [np.array_split(np.arange(n), g) for n, g in zip(out_size, grid, strict=True)]
+        return tuple(
+            next(j for j, block in enumerate(axis) if pi in block)
+            for pi, axis in zip(p, blocks, strict=True)
+        )
 
     x = torch.randn(2, 3, *size, dtype=torch.float64)
     mask = _mask((2, 1, *size), 7 + d)

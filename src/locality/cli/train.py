@@ -41,7 +41,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--regions", type=count, default=None, help="regions per dimension for --model region"
     )
-    parser.add_argument("--rank", type=count, default=None, help="basis kernels for --model lowrank")
+    parser.add_argument(
+        "--rank", type=count, default=None, help="basis kernels for --model lowrank"
+    )
     add_optimisation_arguments(parser)
     parser.add_argument(
         "--eval-every", type=count, default=500, help="steps between test evaluations"

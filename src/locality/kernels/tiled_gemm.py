@@ -128,7 +128,12 @@ def _forward(
     # (*tile, g, *Q, N, O/g) -> (N, g, O/g, Q1, t1, ..., Qd, td)
     order = [2 * d + 1, d, 2 * d + 2] + [i for j in range(d) for i in (d + 1 + j, j)]
     view = out_t.permute(order)
-    full = x.new_empty(view.shape)
+    # Written through a view of the returned tensor, which autograd then does not see as a view
+    # (an output view would forbid in-place ops on the layer's output, e.g. ReLU(inplace=True)).
+    result = x.new_empty(
+        lay.n, groups * lay.og, *(q * t for q, t in zip(lay.tiles, lay.tile, strict=True))
+    )
+    full = result.view(view.shape)
     if bias is None:
         full.copy_(view)
     else:
@@ -139,12 +144,9 @@ def _forward(
             bias_view = bias.unflatten(d, (groups, lay.og)).permute(d, d + 1, *range(d))
             bias_view = bias_view.reshape(groups, lay.og, *interleaved)
         torch.add(view, bias_view, out=full)
-    full = full.view(
-        lay.n, groups * lay.og, *(q * t for q, t in zip(lay.tiles, lay.tile, strict=True))
-    )
-    if tuple(full.shape[2:]) == lay.out_size:
-        return full
-    return full[(slice(None), slice(None)) + tuple(slice(0, o) for o in out_size)].contiguous()
+    if tuple(result.shape[2:]) == lay.out_size:
+        return result
+    return result[(slice(None), slice(None)) + tuple(slice(0, o) for o in out_size)].contiguous()
 
 
 def _backward(

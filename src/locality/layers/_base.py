@@ -198,14 +198,15 @@ class _ConnectivityNd(nn.Module):
         # Under torch.fx tracing the input is a Proxy: the op is recorded, checked when it runs.
         if not isinstance(input, fx.Proxy):
             self._check_input(input)
-        return self._apply_op(input)
+        return self._apply_op(input, self.bias)
 
     def _check_input(self, input: torch.Tensor) -> None:
         """Refuse an input this layer cannot take, naming the layer (the op would name itself)."""
         check_input(input, self._d, self.in_channels, type(self).__name__)
 
-    def _apply_op(self, input: torch.Tensor) -> torch.Tensor:
-        """The functional op, called by a name that ``torch.fx.wrap`` records as one node."""
+    def _apply_op(self, input: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+        """The functional op with ``bias`` (the layer's, or ``None``), called by a name that
+        ``torch.fx.wrap`` records as one node."""
         raise NotImplementedError
 
     def _repr_fields(self) -> list[str]:

@@ -80,11 +80,11 @@ class _LocallyConnectedNd(_ConnectivityNd):
                 f"fixed (use TiledConv{self._d}d or Conv{self._d}d for inputs of any size)"
             )
 
-    def _apply_op(self, input: torch.Tensor) -> torch.Tensor:
+    def _apply_op(self, input: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
         return locally_connected(
             input,
             self.weight,
-            self.bias,
+            bias,
             stride=self.stride,
             padding=self.padding,
             dilation=self.dilation,

@@ -168,12 +168,12 @@ class _LowRankLocallyConnectedNd(_ConnectivityNd):
                 f"position, so the input size is fixed"
             )
 
-    def _apply_op(self, input: torch.Tensor) -> torch.Tensor:
+    def _apply_op(self, input: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
         return lowrank_locally_connected(
             input,
             self.weight,
             self.mixing(),
-            self.bias,
+            bias,
             stride=self.stride,
             padding=self.padding,
             dilation=self.dilation,

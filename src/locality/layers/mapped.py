@@ -96,12 +96,12 @@ class _MappedConvNd(_ConnectivityNd):
             check_kernel_map(loaded, self.num_kernels, self._d, where)
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
-    def _apply_op(self, input: torch.Tensor) -> torch.Tensor:
+    def _apply_op(self, input: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
         return mapped_conv(
             input,
             self.weight,
             self.kernel_map,
-            self.bias,
+            bias,
             stride=self.stride,
             padding=self.padding,
             dilation=self.dilation,

@@ -27,6 +27,7 @@ from torch import nn
 from locality._arguments import check_input, padding_amounts
 from locality.functional import pad_input
 from locality.layers.local import LocallyConnected1d, LocallyConnected2d, LocallyConnected3d
+from locality.layers.region import RegionConv1d, RegionConv2d, RegionConv3d
 from locality.layers.tiled import TiledConv1d, TiledConv2d, TiledConv3d
 
 __all__ = [
@@ -39,6 +40,9 @@ __all__ = [
     "PartialLocallyConnected1d",
     "PartialLocallyConnected2d",
     "PartialLocallyConnected3d",
+    "PartialRegionConv1d",
+    "PartialRegionConv2d",
+    "PartialRegionConv3d",
 ]
 
 _CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
@@ -93,18 +97,14 @@ class _PartialMixin(nn.Module):
     def _bias_map(self, out_size: tuple[int, ...]) -> torch.Tensor:
         """The bias at every output position, broadcastable to ``(1, out_channels, *out_size)``.
 
-        A bias of shape ``(out_channels,)`` is shared; one of shape ``(*grid, out_channels)``
-        follows this library's kernel map: position ``i`` uses ``bias[i mod grid]``.
+        A bias of shape ``(out_channels,)`` is shared; one of shape ``(*bank, out_channels)``
+        follows the layer's kernel map (``connectivity.per_position``), whatever the kind.
         """
         assert self.bias is not None
         if self.bias.dim() == 1:
             return self.bias.view(1, -1, *(1,) * self._d)
-        grid = self.bias.shape[:-1]
-        per_channel = self.bias.movedim(-1, 0)
-        repeats = [math.ceil(n / g) for n, g in zip(out_size, grid, strict=True)]
-        tiled = per_channel.repeat(1, *repeats)
-        crop = (slice(None),) + tuple(slice(0, n) for n in out_size)
-        return tiled[crop].unsqueeze(0)
+        per_position = self.connectivity.per_position(self.bias, out_size)  # type: ignore[attr-defined]
+        return per_position.movedim(-1, 0).unsqueeze(0)
 
     def _check_mask(self, mask: object, input: torch.Tensor, unbatched: bool) -> torch.Tensor:
         """``mask`` batched, in the input's dtype, detached; a ValueError for anything else."""
@@ -208,19 +208,8 @@ class _PartialConvNd(_PartialMixin):
 class _PartialConnectivityNd(_PartialMixin):
     """Over this library's layers, through their functional op."""
 
-    _op: Any
-
     def _weighted_sum(self, input: torch.Tensor) -> torch.Tensor:
-        return type(self)._op(
-            input,
-            self.weight,
-            None,
-            self.stride,
-            self.padding,
-            self.dilation,
-            self.groups,
-            self.padding_mode,
-        )
+        return self._apply_op(input, None)  # type: ignore[attr-defined]
 
 
 class PartialConv1d(_PartialConvNd, nn.Conv1d):  # type: ignore[misc]
@@ -259,6 +248,18 @@ class PartialLocallyConnected3d(_PartialConnectivityNd, LocallyConnected3d):  # 
     _d = 3
 
 
+class PartialRegionConv1d(_PartialConnectivityNd, RegionConv1d):  # type: ignore[misc]
+    _d = 1
+
+
+class PartialRegionConv2d(_PartialConnectivityNd, RegionConv2d):  # type: ignore[misc]
+    _d = 2
+
+
+class PartialRegionConv3d(_PartialConnectivityNd, RegionConv3d):  # type: ignore[misc]
+    _d = 3
+
+
 def _signature(base: type) -> inspect.Signature:
     """``base``'s constructor arguments plus the two keyword-only partial ones."""
     parameters = [
@@ -285,6 +286,11 @@ _KINDS = {
         "locality.LocallyConnected{d}d",
         "input_size=8, ",
         (PartialLocallyConnected1d, PartialLocallyConnected2d, PartialLocallyConnected3d),
+    ),
+    "RegionConv": (
+        "locality.RegionConv{d}d",
+        "input_size=8, regions=2, ",
+        (PartialRegionConv1d, PartialRegionConv2d, PartialRegionConv3d),
     ),
 }
 for _kind, (_base_name, _kind_argument, _classes) in _KINDS.items():

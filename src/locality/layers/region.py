@@ -97,11 +97,11 @@ class _RegionConvNd(_ConnectivityNd):
                 f"that input size, so the input size is fixed"
             )
 
-    def _apply_op(self, input: torch.Tensor) -> torch.Tensor:
+    def _apply_op(self, input: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
         return region_conv(
             input,
             self.weight,
-            self.bias,
+            bias,
             stride=self.stride,
             padding=self.padding,
             dilation=self.dilation,

@@ -52,11 +52,11 @@ class _TiledConvNd(_ConnectivityNd):
     def _bank_shape(self) -> tuple[int, ...]:
         return self.tile_size
 
-    def _apply_op(self, input: torch.Tensor) -> torch.Tensor:
+    def _apply_op(self, input: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
         return tiled_conv(
             input,
             self.weight,
-            self.bias,
+            bias,
             stride=self.stride,
             padding=self.padding,
             dilation=self.dilation,

@@ -195,11 +195,11 @@ class _LocallyConnectedTransposeNd(_TransposeNd):
                 f"own kernel, so the input size is fixed"
             )
 
-    def _apply_op(self, input: torch.Tensor) -> torch.Tensor:
+    def _apply_op(self, input: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
         return locally_connected_transpose(
             input,
             self.weight,
-            self.bias,
+            bias,
             stride=self.stride,
             padding=self._pads,
             output_padding=self.output_padding,
@@ -254,11 +254,11 @@ class _TiledConvTransposeNd(_TransposeNd):
         """The adjoint's: a tiled convolution from this output to this input."""
         return self._adjoint(None)
 
-    def _apply_op(self, input: torch.Tensor) -> torch.Tensor:
+    def _apply_op(self, input: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
         return tiled_conv_transpose(
             input,
             self.weight,
-            self.bias,
+            bias,
             stride=self.stride,
             padding=self._pads,
             output_padding=self.output_padding,
