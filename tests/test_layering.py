@@ -19,6 +19,7 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 RANKS = {
     "locality._arguments": 0,
     "locality._memory": 0,
+    "locality._atomic": 0,
     "locality.kernels": 1,
     "locality.functional": 2,
     "locality.connectivity": 2,

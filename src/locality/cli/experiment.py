@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
 from locality.cli.paths import output_folder
 from locality.cli.shapes import count, natural
@@ -99,35 +98,32 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run_sharing(args: argparse.Namespace) -> int:
+    from locality.train.experiment import format_accuracy
     from locality.train.loop import TrainConfig
     from locality.train.sharing_experiment import DATASETS, ROWS, run_sharing_experiment
 
     rows = ROWS if args.models == DEFAULT_MODELS else tuple(args.models.split(","))
-    try:
-        config = TrainConfig(
-            steps=args.steps,
-            batch_size=args.batch_size,
-            lr=args.lr,
-            weight_decay=args.weight_decay,
-            eval_every=args.steps,
-        )
-        table = run_sharing_experiment(
-            datasets=tuple(args.datasets.split(",")) if args.datasets else DATASETS,
-            rows=rows,
-            seeds=args.seeds,
-            config=config,
-            max_shift=args.max_shift,
-            out_dir=args.out,
-            progress=not args.no_progress,
-        )
-    except (ValueError, ImportError) as error:
-        print(f"locality experiment: error: {error}", file=sys.stderr)
-        return 2
+    config = TrainConfig(
+        steps=args.steps,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        weight_decay=args.weight_decay,
+        eval_every=args.steps,
+    )
+    table = run_sharing_experiment(
+        datasets=tuple(args.datasets.split(",")) if args.datasets else DATASETS,
+        rows=rows,
+        seeds=args.seeds,
+        config=config,
+        max_shift=args.max_shift,
+        out_dir=args.out,
+        progress=not args.no_progress,
+    )
     for row in table:
         name = f"tiled-{row['tile_size']}" if row["tile_size"] else row["model"]
         print(
             f"{row['dataset']:>16}  {name:<28} {row['parameters']:>8,} params  "
-            f"{100 * row['test_accuracy_mean']:5.1f} ± {100 * row['test_accuracy_std']:.1f}%"
+            f"{format_accuracy(row['test_accuracy_mean'], row['test_accuracy_std'])}"
         )
     print(f"table, JSON and plots in {args.out}/")
     return 0

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import inspect
 import math
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -25,6 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from locality._arguments import check_input, padding_amounts
+from locality.connectivity import Connectivity
 from locality.functional import pad_input
 from locality.layers.local import LocallyConnected1d, LocallyConnected2d, LocallyConnected3d
 from locality.layers.region import RegionConv1d, RegionConv2d, RegionConv3d
@@ -103,7 +105,7 @@ class _PartialMixin(nn.Module):
         assert self.bias is not None
         if self.bias.dim() == 1:
             return self.bias.view(1, -1, *(1,) * self._d)
-        per_position = self.connectivity.per_position(self.bias, out_size)  # type: ignore[attr-defined]
+        per_position = Connectivity.of(self).per_position(self.bias, out_size)
         return per_position.movedim(-1, 0).unsqueeze(0)
 
     def _check_mask(self, mask: object, input: torch.Tensor, unbatched: bool) -> torch.Tensor:
@@ -208,8 +210,10 @@ class _PartialConvNd(_PartialMixin):
 class _PartialConnectivityNd(_PartialMixin):
     """Over this library's layers, through their functional op."""
 
+    _apply_op: Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor]
+
     def _weighted_sum(self, input: torch.Tensor) -> torch.Tensor:
-        return self._apply_op(input, None)  # type: ignore[attr-defined]
+        return self._apply_op(input, None)
 
 
 class PartialConv1d(_PartialConvNd, nn.Conv1d):  # type: ignore[misc]

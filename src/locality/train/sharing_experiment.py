@@ -44,6 +44,7 @@ from locality.train.data import Data
 from locality.train.experiment import (
     PUBLISHED,
     PUBLISHED_PARAMETERS,
+    format_accuracy,
     machine,
     markdown_table,
     summarise,
@@ -306,8 +307,8 @@ def _winners(table: Sequence[dict]) -> str:
         best = max((r for r in table if r["dataset"] == dataset), key=_accuracy)
         model = f"tiled (t={best['tile_size']})" if best["model"] == "tiled" else best["model"]
         lines.append(
-            f"- {dataset}: {model}, {100 * best['test_accuracy_mean']:.1f} ± "
-            f"{100 * best['test_accuracy_std']:.1f}%"
+            f"- {dataset}: {model}, "
+            f"{format_accuracy(best['test_accuracy_mean'], best['test_accuracy_std'])}"
         )
     return "\n".join(lines) + "\n"
 
