@@ -151,19 +151,7 @@ def _prepare(
         )
     if input.device != weight.device:
         raise ValueError(f"{op}: input is on {input.device} but weight is on {weight.device}")
-    if bias is not None:
-        if not isinstance(bias, torch.Tensor):
-            raise TypeError(f"{op}: bias must be a torch.Tensor or None, got {type(bias).__name__}")
-        if tuple(bias.shape) not in ((out_channels,), (*grid, out_channels)):
-            raise ValueError(
-                f"{op}: bias must have shape ({out_channels},) (shared) or "
-                f"{(*grid, out_channels)} (one per kernel in the bank), got {tuple(bias.shape)}"
-            )
-        if bias.dtype != weight.dtype or bias.device != weight.device:
-            raise TypeError(
-                f"{op}: bias ({bias.dtype}, {bias.device}) must match weight "
-                f"({weight.dtype}, {weight.device})"
-            )
+    _check_bias(op, bias, weight, grid, out_channels, "one per kernel in the bank")
     stride_t = ntuple(stride, d, "stride", where=op)
     dilation_t = ntuple(dilation, d, "dilation", where=op)
     check_padding_mode(padding_mode, op)
@@ -503,27 +491,29 @@ def lowrank_locally_connected(
             f"{op}: mixing ({mixing.dtype}, {mixing.device}) must match weight "
             f"({weight.dtype}, {weight.device})"
         )
-    _check_position_bias(op, bias, weight, out_size, out_channels)
+    _check_bias(op, bias, weight, out_size, out_channels, "one per output position")
     out = lowrank.lowrank_locally_connected(x, weight, mixing, bias, stride_t, dilation_t, groups)
     return out.squeeze(0) if unbatched else out
 
 
-def _check_position_bias(
+def _check_bias(
     op: str,
     bias: torch.Tensor | None,
     weight: torch.Tensor,
-    out_size: Sequence[int],
+    grid: Sequence[int],
     out_channels: int,
+    unshared: str,
 ) -> None:
-    """A bias of ``(C_out,)`` or ``(*out_size, C_out)`` matching the weight's dtype and device."""
+    """A bias of ``(C_out,)`` or ``(*grid, C_out)`` (``unshared`` says what the grid indexes)
+    matching the weight's dtype and device."""
     if bias is None:
         return
     if not isinstance(bias, torch.Tensor):
         raise TypeError(f"{op}: bias must be a torch.Tensor or None, got {type(bias).__name__}")
-    if tuple(bias.shape) not in ((out_channels,), (*out_size, out_channels)):
+    if tuple(bias.shape) not in ((out_channels,), (*grid, out_channels)):
         raise ValueError(
             f"{op}: bias must have shape ({out_channels},) (shared) or "
-            f"{(*out_size, out_channels)} (one per output position), got {tuple(bias.shape)}"
+            f"{(*grid, out_channels)} ({unshared}), got {tuple(bias.shape)}"
         )
     if bias.dtype != weight.dtype or bias.device != weight.device:
         raise TypeError(
