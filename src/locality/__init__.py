@@ -1,7 +1,8 @@
 """locality: fully connected, locally connected, tiled and convolutional layers for PyTorch.
 
-All four are one operation, a bank of kernels plus a map from each output position to its kernel;
-this package provides the two that torch.nn lacks and exact moves between all four.
+All are one operation, a bank of kernels plus a map from each output position to its kernel
+(``locality.Connectivity``); this package provides the kinds torch.nn lacks (locally connected,
+tiled, region-shared, mapped, low-rank, transposed, partial) and exact moves between them.
 """
 
 from __future__ import annotations
