@@ -30,7 +30,7 @@ from locality._arguments import (
     output_size,
     padding_amounts,
 )
-from locality.kernels import dispatch, lowrank, mapped, region, transposed
+from locality.kernels import dispatch, lowrank, mapped, reference, region, transposed
 
 __all__ = [
     "locally_connected",
@@ -626,7 +626,7 @@ def _transpose(
                 f"{op}: bias ({bias.dtype}, {bias.device}) must match weight "
                 f"({weight.dtype}, {weight.device})"
             )
-    kernels = weight if per_position else _tile_over(weight, grid, in_size)
+    kernels = weight if per_position else reference.tile_over(weight, grid, in_size)
     full = transposed.locally_connected_transpose(
         y, kernels, stride_t, dilation_t, groups, full_size
     )
@@ -636,19 +636,9 @@ def _transpose(
         if bias.dim() == 1:
             b = bias.view(out_channels, *(1,) * d)
         else:
-            b = (bias if per_position else _tile_over(bias, grid, out_size)).movedim(-1, 0)
+            b = (bias if per_position else reference.tile_over(bias, grid, out_size)).movedim(-1, 0)
         out = out + b
     return out.squeeze(0) if unbatched else out
-
-
-def _tile_over(bank: torch.Tensor, tile: Sequence[int], size: Sequence[int]) -> torch.Tensor:
-    """``bank[p mod tile]`` for every position ``p`` of ``size``: ``(*size, *bank.shape[d:])``."""
-    d = len(tile)
-    index = tuple(
-        (torch.arange(n, device=bank.device) % t).view(*(-1 if j == i else 1 for j in range(d)))
-        for i, (n, t) in enumerate(zip(size, tile, strict=True))
-    )
-    return bank[index]
 
 
 def locally_connected_transpose(

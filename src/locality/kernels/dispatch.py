@@ -113,12 +113,11 @@ def tiled_conv(
         # TorchScript tracing (torch.onnx.export(..., dynamo=False)) records sizes as constants
         # and ONNX has no slice_scatter: run the layer as locally connected, gathering kernel
         # i mod t for every position (exact; the exported graph holds that gather).
-        tile = weight.shape[:d]
-        index = [torch.arange(int(o)) % t for o, t in zip(out_size, tile, strict=True)]
-        grid = torch.meshgrid(*index, indexing="ij")
+        tile, size = weight.shape[:d], [int(o) for o in out_size]
         if bias is not None and bias.dim() > 1:
-            bias = bias[grid]
-        return reference.locally_connected(x, weight[grid], bias, stride, dilation, groups)
+            bias = reference.tile_over(bias, tile, size)
+        kernels = reference.tile_over(weight, tile, size)
+        return reference.locally_connected(x, kernels, bias, stride, dilation, groups)
     whole = all(t >= o for t, o in zip(weight.shape[:d], out_size, strict=True))
     if whole and any(o > 1 for o in out_size):
         # Every output position has a kernel of its own: a locally connected layer.

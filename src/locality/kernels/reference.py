@@ -18,6 +18,16 @@ from collections.abc import Sequence
 import torch
 
 
+def tile_over(bank: torch.Tensor, tile: Sequence[int], size: Sequence[int]) -> torch.Tensor:
+    """``bank[p mod tile]`` for every position ``p`` of ``size``: ``(*size, *bank.shape[d:])``."""
+    d = len(tile)
+    index = tuple(
+        (torch.arange(n, device=bank.device) % t).view(*(-1 if j == i else 1 for j in range(d)))
+        for i, (n, t) in enumerate(zip(size, tile, strict=True))
+    )
+    return bank[index]
+
+
 def unfold_windows(
     x: torch.Tensor, kernel_size: Sequence[int], stride: Sequence[int], dilation: Sequence[int]
 ) -> torch.Tensor:
