@@ -18,8 +18,12 @@ from locality.analysis import (
     format_count,
     layer_cost,
     locally_connected_cost,
+    lowrank_cost,
+    region_cost,
     tiled_cost,
 )
+from locality.analysis.compare import compare
+from locality.connectivity import Connectivity
 
 CONV = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}
 LOCAL = {
@@ -152,3 +156,59 @@ def test_tiled_params_between_conv_and_local():
         assert cost <= locally_connected_cost(2, 3, 3, (6, 6)).params
     assert tiled_cost(2, 3, 3, (6, 6), 6).params == locally_connected_cost(2, 3, 3, (6, 6)).params
     assert tiled_cost(2, 3, 3, (6, 6), 1).params == conv_cost(2, 3, 3, (6, 6)).params
+
+
+REGION = {1: locality.RegionConv1d, 2: locality.RegionConv2d, 3: locality.RegionConv3d}
+LOWRANK = {
+    1: locality.LowRankLocallyConnected1d,
+    2: locality.LowRankLocallyConnected2d,
+    3: locality.LowRankLocallyConnected3d,
+}
+
+
+@pytest.mark.parametrize("case", CASES)
+@pytest.mark.parametrize("factorized", [False, True])
+def test_region_and_lowrank_closed_forms_match_real_modules(case, factorized):
+    d, cin, cout, k, size, s, p, dl, g, t, bias, shared = case
+    size_t = (size,) * d if isinstance(size, int) else size
+    common = dict(stride=s, padding=p, dilation=dl, groups=g, bias=bias, shared_bias=shared)
+    out = CONV[d](cin, cout, k, stride=s, padding=p, dilation=dl, groups=g)(
+        torch.randn(1, cin, *size_t)
+    ).shape[2:]
+    regions = tuple(min(r, n) for r, n in zip((2, 3, 1)[:d], out, strict=True))
+    region = REGION[d](cin, cout, k, size_t, regions, **common)
+    lowrank = LOWRANK[d](cin, cout, k, size_t, 3, factorized=factorized, **common)
+    kernel = (k,) * d if isinstance(k, int) else k
+    x = torch.randn(2, cin, *size_t)
+    for module, cost in (
+        (region, region_cost(cin, cout, kernel, out, regions, g, bias, shared)),
+        (lowrank, lowrank_cost(cin, cout, kernel, out, 3, g, bias, shared, factorized)),
+    ):
+        assert cost.params == numel(module), type(module).__name__
+        assert cost.params == Connectivity.of(module).parameters
+        assert cost.macs == conv_cost(cin, cout, kernel, out, g, bias).macs
+        assert layer_cost(module, module(x).shape[1:]) == cost
+
+
+def test_region_cost_refuses_more_regions_than_outputs():
+    with pytest.raises(ValueError, match="regions"):
+        region_cost(3, 4, 3, (4, 4), (5, 2))
+
+
+def test_compare_has_a_row_per_kind_matching_the_layers():
+    result = compare((12, 10), 3, out_channels=5, kernel_size=3, regions=3, rank=2, bias=True)
+    out = result.output_size
+    layers = {
+        "locally_connected": locality.LocallyConnected2d(3, 5, 3, (12, 10)),
+        "lowrank": locality.LowRankLocallyConnected2d(3, 5, 3, (12, 10), 2),
+        "region": locality.RegionConv2d(3, 5, 3, (12, 10), 3),
+        "tiled": locality.TiledConv2d(3, 5, 3, 2),
+        "conv": nn.Conv2d(3, 5, 3),
+    }
+    assert list(result.costs) == ["dense", *layers, "depthwise_separable"]
+    for kind, layer in layers.items():
+        assert result.costs[kind].params == numel(layer), kind
+        assert result.costs[kind].macs == 5 * out[0] * out[1] * 27, kind
+    text = str(result)
+    assert "region 3x3" in text and "lowrank K=2" in text
+    assert result.to_dict()["kinds"]["region"]["params"] == numel(layers["region"])

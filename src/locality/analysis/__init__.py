@@ -14,6 +14,8 @@ from locality.analysis.counts import (
     format_bytes,
     format_count,
     locally_connected_cost,
+    lowrank_cost,
+    region_cost,
     tiled_cost,
 )
 from locality.analysis.layers import kind_of, layer_cost
@@ -35,6 +37,8 @@ __all__ = [
     "locally_connected_cost",
     "tiled_cost",
     "conv_cost",
+    "region_cost",
+    "lowrank_cost",
     "depthwise_separable_cost",
     "format_count",
     "format_bytes",

@@ -1,4 +1,4 @@
-"""The four kinds side by side for one input, one set of output units and one kernel.
+"""The kinds side by side for one input, one set of output units and one kernel.
 
 The worked examples of the notes are all of this form: "a 1000x1000 input, 10^6 hidden units,
 each looking at a 10x10 patch: how many parameters if dense, locally connected, or shared?".
@@ -20,6 +20,8 @@ from locality.analysis.counts import (
     format_bytes,
     format_count,
     locally_connected_cost,
+    lowrank_cost,
+    region_cost,
     tiled_cost,
 )
 
@@ -53,6 +55,8 @@ class Comparison:
     tile_size: int
     costs: dict[str, Cost] = field(default_factory=dict)
     dtype: torch.dtype = torch.float32
+    regions: tuple[int, ...] = ()
+    rank: int = 4
 
     def formulas(self) -> list[str]:
         """The output-size formula per spatial dimension (empty without a grid)."""
@@ -74,6 +78,8 @@ class Comparison:
             "out_channels": self.out_channels,
             "units": self.units,
             "tile_size": self.tile_size,
+            "regions": list(self.regions),
+            "rank": self.rank,
             "dtype": str(self.dtype).removeprefix("torch."),
             "kinds": {
                 kind: {
@@ -111,7 +117,7 @@ class Comparison:
             formulas = [f"{formulas[0]} (each dimension)"]
         lines += [f"output size: {f}" for f in formulas]
         if self.kernel_size == self.input_size and not self.padding:
-            lines.append("the kernel covers the whole input: all four kinds are one dense layer")
+            lines.append("the kernel covers the whole input: all the kinds are one dense layer")
         return lines
 
     def table(self) -> list[str]:
@@ -121,7 +127,7 @@ class Comparison:
         header = ("kind", "params", "MACs", dtype, "vs dense")
         rows = [
             (
-                _LABELS[kind].format(t=self.tile_size),
+                self._label(kind),
                 f"{cost.params:,}",
                 f"{cost.macs:,}",
                 format_bytes(cost.weight_bytes(self.dtype)),
@@ -141,18 +147,29 @@ class Comparison:
 
     def powers(self) -> str:
         """Parameters of each kind as powers of ten, the way the notes write them."""
-        return "params: " + ", ".join(
-            f"{_LABELS[k].format(t=self.tile_size)} {_power(c.params)}"
-            for k, c in self.costs.items()
-        )
+        items = [f"{self._label(k)} {_power(c.params)}" for k, c in self.costs.items()]
+        lines = ["params:"]
+        for i, item in enumerate(items):
+            item += "," if i < len(items) - 1 else ""
+            if len(lines[-1]) + 1 + len(item) > 80:
+                lines.append("       ")
+            lines[-1] += " " + item
+        return "\n".join(lines)
 
     def __str__(self) -> str:
         return "\n".join([*self.describe(), "", *self.table(), "", self.powers()])
+
+    def _label(self, kind: str) -> str:
+        return _LABELS[kind].format(
+            t=self.tile_size, r="x".join(map(str, self.regions)), k=self.rank
+        )
 
 
 _LABELS = {
     "dense": "dense",
     "locally_connected": "locally_connected",
+    "lowrank": "lowrank K={k}",
+    "region": "region {r}",
     "tiled": "tiled t={t}",
     "conv": "conv",
     "depthwise_separable": "depthwise_separable",
@@ -168,7 +185,8 @@ def _ratio(params: int, dense: int) -> str:
     if params == dense:
         return "1"
     if params > dense:
-        return f"{params / dense:,.3g}x"
+        ratio = f"{params / dense:,.3g}x"
+        return f"~{ratio} (+{params - dense:,})" if ratio == "1x" else ratio
     if dense % params == 0:
         return f"1/{dense // params:,}"
     fraction = dense / params
@@ -199,23 +217,30 @@ def compare(
     stride: int | Sequence[int] | None = None,
     padding: int = 0,
     tile_size: int = 2,
+    regions: int = 2,
+    rank: int = 4,
     bias: bool = False,
     dtype: torch.dtype = torch.float32,
 ) -> Comparison:
-    """Dense, locally connected, tiled and convolutional layers for the same units.
+    """Dense, locally connected, low-rank, region-shared, tiled and convolutional layers for the
+    same units, from the least shared to the most.
 
     Args:
         input_size: spatial size of the input, e.g. ``(1000, 1000)``.
         in_channels: input channels.
         units: output units in all (``out_channels x output positions``).
         out_channels: output channels (feature maps, "kernels" in the notes).
-        kernel_size: patch each unit looks at; ``None``: the whole input, where all four kinds
+        kernel_size: patch each unit looks at; ``None``: the whole input, where all the kinds
             are the same dense layer (note 004).
         stride: step between patches. Given (or when ``units`` is not), output positions follow
             the output-size formula and ``units`` must be ``out_channels x positions``. Left out
             with ``units`` given, the units are not laid on a grid: each looks at one patch.
         padding: zero padding on each side.
         tile_size: tile of the tiled convolution in every dimension.
+        regions: regions per dimension of the region-shared layer (capped at the output size,
+            as a tile is).
+        rank: basis kernels of the low-rank locally connected layer (softmax mixes, one set of
+            ``rank`` coefficients per position).
         bias: count biases (the notes leave them out; Keras's numbers include them).
         dtype: for the weight memory.
 
@@ -227,7 +252,12 @@ def compare(
     kernel = _sizes(kernel_size, d, "kernel_size") or size
     if kernel_size is None and (stride is not None or padding):
         raise ValueError("compare: stride and padding need a kernel_size smaller than the input")
-    for name, value in (("in_channels", in_channels), ("tile_size", tile_size)):
+    for name, value in (
+        ("in_channels", in_channels),
+        ("tile_size", tile_size),
+        ("regions", regions),
+        ("rank", rank),
+    ):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"compare: {name} must be a positive int, got {value!r}")
     if isinstance(padding, bool) or not isinstance(padding, int) or padding < 0:
@@ -264,9 +294,17 @@ def compare(
         flat = grid
     units = channels * positions
     fan_in = in_channels * math.prod(size)
+    # Region-shared: ``regions`` blocks per dimension, capped at the grid as a tile is; without
+    # a grid only the number of kernels matters. Low-rank: a rank above the number of positions
+    # adds nothing a locally connected layer lacks, so it is capped there.
+    blocks = _tile(regions, grid, d)
+    bank = blocks if grid is not None else (min(math.prod(blocks), positions),) + (1,) * (d - 1)
+    rank = min(rank, positions)
     costs = {
         "dense": dense_cost(fan_in, units, bias),
         "locally_connected": locally_connected_cost(in_channels, channels, kernel, flat, bias=bias),
+        "lowrank": lowrank_cost(in_channels, channels, kernel, flat, rank, bias=bias),
+        "region": region_cost(in_channels, channels, kernel, flat, bank, bias=bias),
         "tiled": tiled_cost(
             in_channels, channels, kernel, flat, _tile(tile_size, grid, d), bias=bias
         ),
@@ -277,7 +315,19 @@ def compare(
             in_channels, channels, kernel, flat, bias=bias
         )
     return Comparison(
-        size, in_channels, kernel, strides, padding, grid, channels, units, tile_size, costs, dtype
+        size,
+        in_channels,
+        kernel,
+        strides,
+        padding,
+        grid,
+        channels,
+        units,
+        tile_size,
+        costs,
+        dtype,
+        blocks,
+        rank,
     )
 
 
@@ -300,7 +350,8 @@ def _grid_channels(
 
 
 def _tile(tile_size: int, grid: tuple[int, ...] | None, d: int) -> tuple[int, ...]:
-    """The tiled layer's bank; a tile larger than the output holds no more kernels than used."""
+    """A tiled (or region-shared) layer's bank; a tile larger than the output holds no more
+    kernels than it uses."""
     if grid is None:
         return (tile_size,) * d
     return tuple(min(tile_size, n) for n in grid)

@@ -11,8 +11,9 @@ Conventions:
   inputs, so MACs = output units x fan_in for all four kinds: they differ only in parameters,
   by how many output positions share one kernel.
 - Parameters are ``kernels x out_channels x fan_in`` weights plus biases, where ``kernels`` is 1
-  for a convolution, ``prod(min(tile_size, output_size))`` for a tiled convolution and
-  ``prod(output_size)`` for a locally connected layer.
+  for a convolution, ``prod(tile_size)`` for a tiled convolution, ``prod(regions)`` for a
+  region-shared one, ``rank`` for a low-rank locally connected layer (plus its mixing
+  coefficients) and ``prod(output_size)`` for a locally connected layer.
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ __all__ = [
     "locally_connected_cost",
     "tiled_cost",
     "conv_cost",
+    "region_cost",
+    "lowrank_cost",
     "depthwise_separable_cost",
     "format_count",
     "format_bytes",
@@ -202,6 +205,78 @@ def locally_connected_cost(
         shared_bias,
         "locally_connected_cost",
     )
+
+
+def region_cost(
+    in_channels: int,
+    out_channels: int,
+    kernel_size: int | Sequence[int],
+    output_size: int | Sequence[int],
+    regions: int | Sequence[int],
+    groups: int = 1,
+    bias: bool = True,
+    shared_bias: bool = False,
+) -> Cost:
+    """``RegionConv2d`` and kin: ``prod(regions)`` kernels, one per block of output positions.
+
+    Example: DeepID's region-shared layer, 40 -> 60 channels, 3x3 kernels, 2x2 regions on a
+    10x8 output, is ``region_cost(40, 60, 3, (10, 8), 2)``: 86,640 parameters.
+    """
+    where = "region_cost"
+    out = _sizes(output_size, "output_size", where)
+    blocks = _sizes(regions, "regions", where)
+    if is_int(regions):
+        blocks = blocks * len(out)
+    if len(blocks) != len(out) or any(r > n for r, n in zip(blocks, out, strict=True)):
+        raise ValueError(
+            f"{where}: regions must be one count per output dimension, each at most the output "
+            f"size {out}, got {regions!r}"
+        )
+    return _bank_cost(
+        "region",
+        math.prod(blocks),
+        in_channels,
+        out_channels,
+        kernel_size,
+        out,
+        groups,
+        bias,
+        shared_bias,
+        where,
+    )
+
+
+def lowrank_cost(
+    in_channels: int,
+    out_channels: int,
+    kernel_size: int | Sequence[int],
+    output_size: int | Sequence[int],
+    rank: int,
+    groups: int = 1,
+    bias: bool = True,
+    shared_bias: bool = False,
+    factorized: bool = False,
+) -> Cost:
+    """``LowRankLocallyConnected2d`` and kin: ``rank`` basis kernels mixed at every position.
+
+    Parameters: the basis (``rank`` kernels), the combining weights (``rank`` per output
+    position, or per output coordinate of each dimension when ``factorized``) and biases as a
+    locally connected layer has them (one per position and channel, or one per channel shared).
+    Its MACs are those of every kind, output units x ``fan_in`` (one dot product per output
+    unit with that position's kernel); the fast path (one convolution with ``rank *
+    out_channels`` channels, then the mix) does ``rank`` times as many.
+    """
+    where = "lowrank_cost"
+    out = _sizes(output_size, "output_size", where)
+    check_int(rank, "rank", where)
+    check_flag(factorized, "factorized", where)
+    check_flag(bias, "bias", where)
+    basis = _bank_cost(
+        "lowrank", rank, in_channels, out_channels, kernel_size, out, groups, False, False, where
+    )
+    mixing = rank * (sum(out) if factorized else math.prod(out))
+    biases = 0 if not bias else out_channels if shared_bias else math.prod(out) * out_channels
+    return Cost("lowrank", basis.params + mixing + biases, basis.macs)
 
 
 def depthwise_separable_cost(

@@ -1,4 +1,4 @@
-"""``locality compare``: the four kinds side by side for one input, units and kernel."""
+"""``locality compare``: every kind side by side for one input, units and kernel."""
 
 from __future__ import annotations
 
@@ -23,10 +23,11 @@ examples (the notes' worked examples):
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "compare",
-        help="parameters, MACs and memory of dense, local, tiled and conv layers",
+        help="parameters, MACs and memory of dense, local, low-rank, region, tiled and conv layers",
         description="Parameters, multiply-accumulates (FLOPs = 2 x MACs) and weight memory of a "
-        "dense, a locally connected, a tiled and a convolutional layer with the same output "
-        "units, side by side. Counts are exact integers.",
+        "dense, a locally connected, a low-rank locally connected, a region-shared, a tiled and "
+        "a convolutional layer with the same output units, side by side. Counts are exact "
+        "integers.",
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -71,6 +72,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="tile size of the tiled convolution (default 2)",
     )
     parser.add_argument(
+        "--regions",
+        type=count,
+        default=2,
+        metavar="R",
+        help="regions per dimension of the region-shared layer (default 2)",
+    )
+    parser.add_argument(
+        "--rank",
+        type=count,
+        default=4,
+        metavar="K",
+        help="basis kernels of the low-rank locally connected layer (default 4)",
+    )
+    parser.add_argument(
         "--bias",
         action="store_true",
         help="count biases too (the notes leave them out; Keras counts them)",
@@ -111,6 +126,8 @@ def run(args: argparse.Namespace) -> int:
             stride=_spatial(args.stride, d, "stride"),
             padding=args.padding,
             tile_size=args.tile,
+            regions=args.regions,
+            rank=args.rank,
             bias=args.bias,
             dtype=getattr(torch, args.dtype),
         )
