@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import torch
 
@@ -85,12 +85,28 @@ def forward(
     n, og = x.shape[0], out_channels // groups
     windows = _windows(batch_last(x), kernel_size, stride, dilation)
     kernels = weight.contiguous()
+    fan_in = kernels.shape[d + 1] * math.prod(kernel_size)
+    result = x.new_empty((n, out_channels, *out_size))
+    if groups == 1:  # products laid out (*out, N, O): the result is one 2-D transpose away
+        out_t = x.new_empty((*out_size, n, out_channels))
+        for a, b in _chunks(out_size, _row_bytes(windows)):
+            batch = (b - a) * math.prod(out_size[1:])
+            patches = windows[a:b].reshape(batch, fan_in, n)
+            torch.bmm(
+                patches.transpose(1, 2),
+                kernels[a:b].reshape(batch, og, fan_in).transpose(1, 2),
+                out=out_t[a:b].view(batch, n, og),
+            )
+        positions = math.prod(out_size)
+        if bias is not None:
+            out_t.view(positions, n, out_channels).add_(bias.reshape(-1, 1, out_channels))
+        result.view(n * out_channels, positions).copy_(out_t.view(positions, -1).t())
+        return result
     out_t = x.new_empty((*out_size, out_channels, n))
     for a, b in _chunks(out_size, _row_bytes(windows)):
         batch = (b - a) * math.prod(out_size[1:]) * groups
-        patches = windows[a:b].reshape(batch, kernels.shape[d + 1] * math.prod(kernel_size), n)
+        patches = windows[a:b].reshape(batch, fan_in, n)
         torch.bmm(kernels[a:b].reshape(batch, og, -1), patches, out=out_t[a:b].view(batch, og, n))
-    result = x.new_empty((n, out_channels, *out_size))
     out_view = out_t.permute(d + 1, d, *range(d))
     if bias is None:
         return result.copy_(out_view)
@@ -110,15 +126,31 @@ def grad_weight(
     out_size, out_channels = grad_out.shape[2:], grad_out.shape[1]
     n, og, cg = x.shape[0], out_channels // groups, x.shape[1] // groups
     windows = _windows(batch_last(x), kernel_size, stride, dilation)
-    go_t = batch_last(grad_out)  # (*out, O, N)
+    go_t = _grad_out_per_position(grad_out, groups)
     grad = x.new_empty((*out_size, out_channels, cg, *kernel_size))
     for a, b in _chunks(out_size, _row_bytes(windows)):
         batch = (b - a) * math.prod(out_size[1:]) * groups
         patches = windows[a:b].reshape(batch, cg * math.prod(kernel_size), n)
-        torch.bmm(
-            go_t[a:b].view(batch, og, n), patches.transpose(1, 2), out=grad[a:b].view(batch, og, -1)
-        )
+        torch.bmm(go_t(a, b, batch), patches.transpose(1, 2), out=grad[a:b].view(batch, og, -1))
     return grad
+
+
+def _grad_out_per_position(
+    grad_out: torch.Tensor, groups: int
+) -> Callable[[int, int, int], torch.Tensor]:
+    """``(a, b, batch) ->`` the ``(batch, O/g, N)`` output-gradient matrices of output rows
+    ``[a, b)``. Without groups the gradient is laid out ``(P, N, O)``, one 2-D transpose of
+    ``(N, O, P)`` (a blocked copy, several times faster than the 3-D permute to ``(P, O, N)``),
+    and each matrix is a transposed view; with groups, ``(*out, O, N)``."""
+    n, out_channels, out_size = grad_out.shape[0], grad_out.shape[1], grad_out.shape[2:]
+    og = out_channels // groups
+    if groups == 1:
+        positions = math.prod(out_size)
+        flat = grad_out.reshape(n * out_channels, positions).t().contiguous()
+        per_position = flat.view(*out_size, n, out_channels)
+        return lambda a, b, batch: per_position[a:b].view(batch, n, og).transpose(1, 2)
+    go_t = batch_last(grad_out)  # (*out, O, N)
+    return lambda a, b, batch: go_t[a:b].view(batch, og, n)
 
 
 def grad_input(
@@ -140,7 +172,7 @@ def grad_input(
     n, og, cg = grad_out.shape[0], weight.shape[d] // groups, weight.shape[d + 1]
     channels = cg * groups
     kernels = weight.contiguous()
-    go_t = batch_last(grad_out)  # (*out, O, N)
+    go_t = _grad_out_per_position(grad_out, groups)
     grad_t = grad_out.new_zeros((*spatial, channels, n))
     row_bytes = (
         math.prod(out_size[1:]) * channels * math.prod(kernel_size) * n * grad_out.element_size()
@@ -153,7 +185,7 @@ def grad_input(
         batch = (b - a) * math.prod(out_size[1:]) * groups
         grad_patches = torch.bmm(
             kernels[a:b].reshape(batch, og, cg * math.prod(kernel_size)).transpose(1, 2),
-            go_t[a:b].reshape(batch, og, n),
+            go_t(a, b, batch),
         )
         grad_patches = grad_patches.view(b - a, *out_size[1:], channels, *kernel_size, n)
         if windows is not None:
