@@ -155,18 +155,49 @@ def tiled_cost(
     Counts the parameters the layer holds: all ``prod(tile_size)`` kernels, even when a tile is
     larger than the output and some of them are never used.
     """
-    where = "tiled_cost"
+    return _blocked_cost(
+        "tiled",
+        tile_size,
+        "tile_size",
+        in_channels,
+        out_channels,
+        kernel_size,
+        output_size,
+        groups,
+        bias,
+        shared_bias,
+        at_most_output=False,
+    )
+
+
+def _blocked_cost(
+    kind: str,
+    bank: int | Sequence[int],
+    name: str,
+    in_channels: int,
+    out_channels: int,
+    kernel_size: int | Sequence[int],
+    output_size: int | Sequence[int],
+    groups: int,
+    bias: bool,
+    shared_bias: bool,
+    at_most_output: bool,
+) -> Cost:
+    """A bank of ``bank`` kernels per dimension (an int for every dimension): tiled, region."""
+    where = f"{kind}_cost"
     out = _sizes(output_size, "output_size", where)
-    tile = _sizes(tile_size, "tile_size", where)
-    if is_int(tile_size):
-        tile = tile * len(out)
-    if len(tile) != len(out):
+    shape = _sizes(bank, name, where)
+    if is_int(bank):
+        shape = shape * len(out)
+    if len(shape) != len(out):
+        raise ValueError(f"{where}: {name} {shape} and output_size {out} must have the same length")
+    if at_most_output and any(b > n for b, n in zip(shape, out, strict=True)):
         raise ValueError(
-            f"{where}: tile_size {tile} and output_size {out} must have the same length"
+            f"{where}: {name} must be at most the output size {out} in every dimension, got {shape}"
         )
     return _bank_cost(
-        "tiled",
-        math.prod(tile),
+        kind,
+        math.prod(shape),
         in_channels,
         out_channels,
         kernel_size,
@@ -222,27 +253,18 @@ def region_cost(
     Example: DeepID's region-shared layer, 40 -> 60 channels, 3x3 kernels, 2x2 regions on a
     10x8 output, is ``region_cost(40, 60, 3, (10, 8), 2)``: 86,640 parameters.
     """
-    where = "region_cost"
-    out = _sizes(output_size, "output_size", where)
-    blocks = _sizes(regions, "regions", where)
-    if is_int(regions):
-        blocks = blocks * len(out)
-    if len(blocks) != len(out) or any(r > n for r, n in zip(blocks, out, strict=True)):
-        raise ValueError(
-            f"{where}: regions must be one count per output dimension, each at most the output "
-            f"size {out}, got {regions!r}"
-        )
-    return _bank_cost(
+    return _blocked_cost(
         "region",
-        math.prod(blocks),
+        regions,
+        "regions",
         in_channels,
         out_channels,
         kernel_size,
-        out,
+        output_size,
         groups,
         bias,
         shared_bias,
-        where,
+        at_most_output=True,
     )
 
 
