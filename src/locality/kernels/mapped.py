@@ -12,8 +12,7 @@ Two exact formulations (``FORMULATIONS``), out of place and differentiable to an
   kernel.
 
 :func:`mapped_conv` picks ``grouped`` when the bank is small next to the number of positions
-(``num_kernels * GROUPED_RATIO <= positions``) and ``gathered`` otherwise; measured in
-``benchmarks/connectivity.py``.
+and the batch small next to the output channels (:func:`choose`), ``gathered`` otherwise.
 
 Shapes (d spatial dimensions): x (N, C, *padded_size), zero padding applied; weight
 (K, O, C // g, *kernel_size); kernel_map (*out_size) long in [0, K); bias None, (O,) or (K, O).
@@ -30,8 +29,12 @@ from locality.kernels import dispatch
 from locality.kernels.reference import unfold_windows
 
 #: ``grouped`` runs when ``num_kernels * GROUPED_RATIO <= positions`` (each kernel's product has
-#: at least this many positions on average).
-GROUPED_RATIO = 4
+#: at least this many positions on average) and the batch is at most half the output channels
+#: per group (its patch copy grows with the batch, ``gathered``'s weight gather with the
+#: channels). Measured forward+backward over N in {4, 32}, O in {8, 32, 64}, K in {4, 64} on a
+#: 16x16 output (one thread, 2-core CPU, docs/performance.md): ``grouped`` was 1.9-7x faster
+#: where both hold and ``gathered`` 1.2-11x faster everywhere else.
+GROUPED_RATIO = 16
 
 
 def gathered(
@@ -94,10 +97,12 @@ Formulation = Callable[..., torch.Tensor]
 FORMULATIONS: dict[str, Formulation] = {"grouped": grouped, "gathered": gathered}
 
 
-def choose(num_kernels: int, positions: int) -> str:
+def choose(num_kernels: int, positions: int, batch: int, out_per_group: int) -> str:
     """The formulation :func:`mapped_conv` runs for a bank of ``num_kernels`` over
-    ``positions`` output positions."""
-    return "grouped" if num_kernels * GROUPED_RATIO <= positions else "gathered"
+    ``positions`` output positions, a batch of ``batch`` and ``out_per_group`` output channels
+    per group."""
+    few_kernels = num_kernels * GROUPED_RATIO <= positions
+    return "grouped" if few_kernels and 2 * batch <= out_per_group else "gathered"
 
 
 def mapped_conv(
@@ -110,5 +115,5 @@ def mapped_conv(
     groups: int,
 ) -> torch.Tensor:
     """(N, C, *S) padded -> (N, O, *kernel_map.shape)."""
-    path = choose(weight.shape[0], kernel_map.numel())
+    path = choose(weight.shape[0], kernel_map.numel(), x.shape[0], weight.shape[1] // groups)
     return FORMULATIONS[path](x, weight, kernel_map, bias, stride, dilation, groups)
