@@ -3,7 +3,8 @@
     python benchmarks/scaling.py [--out docs/performance-scaling.png] [--repeats R] [--threads T]
 
 One layer per kind, 8 -> 8 channels, 3x3 kernels, padding 1, float32 on CPU: ``torch.nn.Conv2d``,
-``TiledConv2d`` (tile 2 and tile 8), ``LocallyConnected2d`` and dense (``nn.Linear`` over the
+``RegionConv2d`` (2x2 regions), ``TiledConv2d`` (tile 2 and tile 8),
+``LowRankLocallyConnected2d`` (rank 4), ``LocallyConnected2d`` and dense (``nn.Linear`` over the
 flattened image, to 24x24 only: its weight grows as size^4). Forward+backward time is the median
 of R repeats after one warm-up; peak memory is measured as in ``benchmarks/connectivity.py`` (the
 growth of the resident high-water mark over one forward+backward, in a child process run with
@@ -42,10 +43,22 @@ def build(kind: str, size: int) -> nn.Module:
         return locality.TiledConv2d(CHANNELS, CHANNELS, 3, tile_size=int(kind[-1]), padding=1)
     if kind == "locally_connected":
         return locality.LocallyConnected2d(CHANNELS, CHANNELS, 3, input_size=size, padding=1)
+    if kind == "region 2x2":
+        return locality.RegionConv2d(CHANNELS, CHANNELS, 3, size, regions=2, padding=1)
+    if kind == "lowrank K=4":
+        return locality.LowRankLocallyConnected2d(CHANNELS, CHANNELS, 3, size, rank=4, padding=1)
     return nn.Sequential(nn.Flatten(), nn.Linear(CHANNELS * size * size, CHANNELS * size * size))
 
 
-KINDS = ("conv", "tiled t=2", "tiled t=8", "locally_connected", "dense")
+KINDS = (
+    "conv",
+    "region 2x2",
+    "tiled t=2",
+    "tiled t=8",
+    "lowrank K=4",
+    "locally_connected",
+    "dense",
+)
 
 
 def points() -> list[tuple[str, str, int, int]]:
@@ -125,7 +138,7 @@ def draw(rows: list[dict], path: str) -> None:
     axes[0][0].legend()
     figure.suptitle(
         f"8->8 channels, 3x3, padding 1, float32; torch {torch.__version__}, "
-        f"{os.cpu_count()}-core CPU, {torch.get_num_threads()} thread(s) (shared, noisy)"
+        f"{os.cpu_count()}-core CPU, {torch.get_num_threads()} thread(s)"
     )
     temporary = path + ".tmp.png"
     figure.savefig(temporary, dpi=90)

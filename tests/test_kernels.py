@@ -6,6 +6,7 @@ so that every product spans several chunks. No timings here: benchmarks/connecti
 
 from __future__ import annotations
 
+import importlib.util
 import itertools
 import math
 import subprocess
@@ -347,3 +348,20 @@ def test_tiled_output_takes_in_place_ops_on_every_path(tile):
     torch.testing.assert_close(out.detach(), expected)
     out.sum().backward()
     assert x.grad is not None
+
+
+def test_scaling_benchmark_builds_every_kind_for_its_input_size():
+    spec = importlib.util.spec_from_file_location(
+        "scaling", Path(__file__).resolve().parents[1] / "benchmarks" / "scaling.py"
+    )
+    scaling = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(scaling)
+    kinds = {kind for kind, *_ in scaling.points()}
+    assert kinds == set(scaling.KINDS)
+    for kind in scaling.KINDS:
+        x = torch.randn(2, scaling.CHANNELS, 8, 8)
+        layer = scaling.build(kind, 8)
+        out = layer(x)
+        assert out.numel() == x.numel(), kind  # every kind maps 8 -> 8 channels at 8x8
+        module = layer[1] if kind == "dense" else layer  # dense: Flatten, then Linear
+        assert locality.analysis.kind_of(module) == kind.split()[0], kind
