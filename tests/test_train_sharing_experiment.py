@@ -154,3 +154,24 @@ def test_the_committed_pilot_has_every_row_and_says_it_is_a_pilot():
         label = f"tiled (t={row['tile_size']})" if row["tile_size"] else name
         line = f"| {label} | {row['parameters']:,} | {100 * row['test_accuracy_mean']:.1f}% |"
         assert line in page, line
+
+
+def test_plots_give_each_of_the_twelve_rows_its_own_style():
+    pytest.importorskip("matplotlib")
+    from locality.train import plots
+
+    rows = [
+        {
+            "model": name,
+            "tile_size": None,
+            "dataset": "digits",
+            "test_accuracy_mean": 0.5 + i / 100,
+            "test_accuracy_std": 0.01,
+            "parameters": 1000 * (i + 1),
+        }
+        for i, name in enumerate(ROWS)
+    ]
+    figure = plots.accuracy_vs_parameters(rows)
+    drawn = figure.axes[0].get_legend_handles_labels()[0]
+    styles = {(str(h.lines[0].get_color()), h.lines[0].get_marker()) for h in drawn}
+    assert len(drawn) == len(ROWS) and len(styles) == len(ROWS)

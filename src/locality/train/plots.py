@@ -29,7 +29,7 @@ def accuracy_vs_parameters(
     """
     datasets = list(dict.fromkeys(row["dataset"] for row in rows))
     models = list(dict.fromkeys(_label(row["model"], row["tile_size"]) for row in rows))
-    style = {label: (f"C{i}", _MARKERS[i % len(_MARKERS)]) for i, label in enumerate(models)}
+    style = _styles(models)
     fig = Figure(figsize=(5.2 * len(datasets), 4.6), layout="constrained")
     axes = fig.subplots(1, len(datasets), sharey=True, squeeze=False)[0]
     for ax, dataset in zip(axes, datasets, strict=True):
@@ -88,7 +88,9 @@ def accuracy_vs_shift(
     models = list(
         dict.fromkeys((r["family"], r["tile_size"]) for r in records if r["dataset"] == dataset)
     )
-    for i, (family, tile) in enumerate(models):
+    style = _styles([_label(family, tile) for family, tile in models])
+    for family, tile in models:
+        color, marker = style[_label(family, tile)]
         curves = [
             r["shift_accuracy"]
             for r in records
@@ -99,7 +101,8 @@ def accuracy_vs_shift(
         line = ax.plot(
             shifts,
             [statistics.fmean(v) for v in by_shift],
-            marker=_MARKERS[i % len(_MARKERS)],
+            marker=marker,
+            color=color,
             label=_label(family, tile),
         )
         ax.fill_between(
@@ -117,6 +120,18 @@ def accuracy_vs_shift(
     ax.grid(True, alpha=0.3)
     ax.legend()
     return fig
+
+
+def _styles(labels: Sequence[str]) -> dict[str, tuple[object, str]]:
+    """A colour and marker per label, distinct for up to 20 labels (tab20 beyond the 10 of the
+    default cycle)."""
+    if len(labels) <= 10:
+        colors: list[object] = [f"C{i}" for i in range(len(labels))]
+    else:
+        from matplotlib import colormaps
+
+        colors = [colormaps["tab20"](i % 20) for i in range(len(labels))]
+    return {label: (colors[i], _MARKERS[i % len(_MARKERS)]) for i, label in enumerate(labels)}
 
 
 def _figure(ax: Axes | None) -> tuple[Figure, Axes]:
