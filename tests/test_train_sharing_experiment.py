@@ -158,6 +158,8 @@ def test_the_committed_pilot_has_every_row_and_says_it_is_a_pilot():
 
 def test_plots_give_each_of_the_twelve_rows_its_own_style():
     pytest.importorskip("matplotlib")
+    from matplotlib.colors import to_rgba
+
     from locality.train import plots
 
     rows = [
@@ -173,5 +175,5 @@ def test_plots_give_each_of_the_twelve_rows_its_own_style():
     ]
     figure = plots.accuracy_vs_parameters(rows)
     drawn = figure.axes[0].get_legend_handles_labels()[0]
-    styles = {(str(h.lines[0].get_color()), h.lines[0].get_marker()) for h in drawn}
+    styles = {(to_rgba(h.lines[0].get_color()), h.lines[0].get_marker()) for h in drawn}
     assert len(drawn) == len(ROWS) and len(styles) == len(ROWS)
