@@ -58,29 +58,60 @@ def region_conv(
     groups: int,
     out_size: Sequence[int],
 ) -> torch.Tensor:
-    """(N, C, *S) padded -> (N, O, *out_size): one convolution per region, assembled by cat."""
+    """(N, C, *S) padded -> (N, O, *out_size): one convolution per region, assembled by cat.
+
+    The boxes' kernels, biases and (when the output splits evenly) input crops are taken with
+    ``unbind`` of one view, whose backward is one ``stack``: indexing each box separately would
+    make autograd write a zero-filled input- or bank-sized gradient per box.
+    """
     d = len(out_size)
     regions = weight.shape[:d]
     kernel_size = weight.shape[d + 2 :]
     cuts = [blocks(o, r) for o, r in zip(out_size, regions, strict=True)]
-    parts = {}
-    for box in itertools.product(*(range(r) for r in regions)):
-        crop = []
+    boxes = list(itertools.product(*(range(r) for r in regions)))
+    kernels = weight.flatten(0, d - 1).unbind(0)
+    if bias is None or bias.dim() == 1:
+        biases: Sequence[torch.Tensor | None] = [bias] * len(boxes)
+    else:
+        biases = bias.flatten(0, d - 1).unbind(0)
+    crops = _crops(x, cuts, stride, dilation, kernel_size)
+    parts = {
+        box: _CONV[d](crop, kernel, b, tuple(stride), 0, tuple(dilation), groups)
+        for box, crop, kernel, b in zip(boxes, crops, kernels, biases, strict=True)
+    }
+    return _assemble(parts, list(regions), 0, ())
+
+
+def _crops(
+    x: torch.Tensor,
+    cuts: list[list[tuple[int, int]]],
+    stride: Sequence[int],
+    dilation: Sequence[int],
+    kernel_size: Sequence[int],
+) -> Sequence[torch.Tensor]:
+    """The input each box reads, boxes in row-major order. Even splits: one ``unfold`` view per
+    dimension, unbound; uneven ones: a slice per box."""
+    d = len(cuts)
+    extent = [dl * (k - 1) + 1 for k, dl in zip(kernel_size, dilation, strict=True)]
+    if all(len({stop - start for start, stop in cut}) == 1 for cut in cuts):
+        view = x
+        for dim, cut in enumerate(cuts):
+            block = cut[0][1] - cut[0][0]
+            size = (block - 1) * stride[dim] + extent[dim]
+            view = view.unfold(2 + dim, size, block * stride[dim])[
+                (slice(None),) * (2 + dim) + (slice(0, len(cut)),)
+            ]
+        # (N, C, *regions, *crop) -> (prod(regions), N, C, *crop)
+        view = view.movedim(tuple(range(2, 2 + d)), tuple(range(d))).flatten(0, d - 1)
+        return view.unbind(0)
+    crops = []
+    for box in itertools.product(*(range(len(cut)) for cut in cuts)):
+        window = []
         for dim, j in enumerate(box):
             start, stop = cuts[dim][j]
-            s, dl, k = stride[dim], dilation[dim], kernel_size[dim]
-            crop.append(slice(start * s, (stop - 1) * s + dl * (k - 1) + 1))
-        b = None if bias is None else bias if bias.dim() == 1 else bias[box]
-        parts[box] = _CONV[d](
-            x[(slice(None), slice(None)) + tuple(crop)],
-            weight[box],
-            b,
-            tuple(stride),
-            0,
-            tuple(dilation),
-            groups,
-        )
-    return _assemble(parts, list(regions), 0, ())
+            window.append(slice(start * stride[dim], (stop - 1) * stride[dim] + extent[dim]))
+        crops.append(x[(slice(None), slice(None), *window)])
+    return crops
 
 
 def _assemble(parts: dict, regions: list[int], dim: int, prefix: tuple) -> torch.Tensor:
