@@ -200,9 +200,25 @@ class _ConnectivityNd(nn.Module):
             self._check_input(input)
         return self._apply_op(input, self.bias)
 
+    #: Why a kind's input size is fixed, closing the message that refuses another size
+    #: (``{d}``: the number of spatial dimensions).
+    _fixed_size_reason = "so its input size is fixed"
+
+    def _required_input_size(self) -> tuple[int, ...] | None:
+        """The one spatial input size :meth:`forward` accepts, or ``None`` for any."""
+        return self._fixed_input_size()
+
     def _check_input(self, input: torch.Tensor) -> None:
         """Refuse an input this layer cannot take, naming the layer (the op would name itself)."""
-        check_input(input, self._d, self.in_channels, type(self).__name__)
+        where = type(self).__name__
+        check_input(input, self._d, self.in_channels, where)
+        required = self._required_input_size()
+        spatial = tuple(input.shape[-self._d :])
+        if required is not None and spatial != required:
+            raise ValueError(
+                f"{where}: expected input of spatial size {required}, got {spatial} (input "
+                f"shape {tuple(input.shape)}); {self._fixed_size_reason.format(d=self._d)}"
+            )
 
     def _apply_op(self, input: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
         """The functional op with ``bias`` (the layer's, or ``None``), called by a name that

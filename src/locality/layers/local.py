@@ -65,20 +65,13 @@ class _LocallyConnectedNd(_ConnectivityNd):
     def _bank_shape(self) -> tuple[int, ...]:
         return self.output_size
 
+    _fixed_size_reason = (
+        "a locally connected layer has one kernel per output position, so its input size is "
+        "fixed (use TiledConv{d}d or Conv{d}d for inputs of any size)"
+    )
+
     def _fixed_input_size(self) -> tuple[int, ...] | None:
         return self.input_size
-
-    def _check_input(self, input: torch.Tensor) -> None:
-        super()._check_input(input)
-        spatial = tuple(input.shape[-self._d :])
-        if spatial != self.input_size:
-            where = type(self).__name__
-            raise ValueError(
-                f"{where}: expected input of spatial size {self.input_size}, got "
-                f"{spatial} (input shape {tuple(input.shape)}); a locally "
-                f"connected layer has one kernel per output position, so its input size is "
-                f"fixed (use TiledConv{self._d}d or Conv{self._d}d for inputs of any size)"
-            )
 
     def _apply_op(self, input: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
         return locally_connected(

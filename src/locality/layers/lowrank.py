@@ -155,18 +155,10 @@ class _LowRankLocallyConnectedNd(_ConnectivityNd):
         """The basis bank, the soft map of the mixes, and the per-position bias."""
         return dataclasses.replace(super().connectivity, bias_shape=self._bias_shape())
 
+    _fixed_size_reason = "the mixes are per output position, so the input size is fixed"
+
     def _fixed_input_size(self) -> tuple[int, ...] | None:
         return self.input_size
-
-    def _check_input(self, input: torch.Tensor) -> None:
-        super()._check_input(input)
-        spatial = tuple(input.shape[-self._d :])
-        if spatial != self.input_size:
-            raise ValueError(
-                f"{type(self).__name__}: expected input of spatial size {self.input_size}, got "
-                f"{spatial} (input shape {tuple(input.shape)}); the mixes are per output "
-                f"position, so the input size is fixed"
-            )
 
     def _apply_op(self, input: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
         return lowrank_locally_connected(

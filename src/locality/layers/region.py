@@ -84,18 +84,10 @@ class _RegionConvNd(_ConnectivityNd):
     def _kernel_map(self) -> KernelMap:
         return Table(region_index(self.output_size, self.regions))
 
+    _fixed_size_reason = "the regions cut the output of that input size, so the input size is fixed"
+
     def _fixed_input_size(self) -> tuple[int, ...] | None:
         return self.input_size
-
-    def _check_input(self, input: torch.Tensor) -> None:
-        super()._check_input(input)
-        spatial = tuple(input.shape[-self._d :])
-        if spatial != self.input_size:
-            raise ValueError(
-                f"{type(self).__name__}: expected input of spatial size {self.input_size}, got "
-                f"{spatial} (input shape {tuple(input.shape)}); the regions cut the output of "
-                f"that input size, so the input size is fixed"
-            )
 
     def _apply_op(self, input: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
         return region_conv(

@@ -160,7 +160,12 @@ class _LocallyConnectedTransposeNd(_TransposeNd):
         """Spatial size of the output, as ``torch.nn.ConvTranspose*d`` computes it."""
         return self._output_for(self.input_size)
 
+    _fixed_size_reason = "every input position has its own kernel, so the input size is fixed"
+
     def _bank_shape(self) -> tuple[int, ...]:
+        return self.input_size
+
+    def _required_input_size(self) -> tuple[int, ...] | None:
         return self.input_size
 
     def _bias_shape(self) -> tuple[int, ...]:
@@ -184,16 +189,6 @@ class _LocallyConnectedTransposeNd(_TransposeNd):
                 f"{self.input_size}, got output_size {tuple(output_size)}"
             )
         return self.weight
-
-    def _check_input(self, input: torch.Tensor) -> None:
-        super()._check_input(input)
-        spatial = tuple(input.shape[-self._d :])
-        if spatial != self.input_size:
-            raise ValueError(
-                f"{type(self).__name__}: expected input of spatial size {self.input_size}, got "
-                f"{spatial} (input shape {tuple(input.shape)}); every input position has its "
-                f"own kernel, so the input size is fixed"
-            )
 
     def _apply_op(self, input: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
         return locally_connected_transpose(
