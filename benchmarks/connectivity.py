@@ -326,7 +326,7 @@ def algorithm(case: Case, name: str, device: str) -> str:
     x, ((w, b),) = tensors(case, device)
     if case.kind == "local":
         return dispatch.locally_connected_path(x, w, b)
-    return dispatch.tiled_path(x, w, b)
+    return dispatch.tiled_path(x, w, b, case.out)
 
 
 def peaks(device: str, quick: bool, only: str | None) -> dict[str, int]:

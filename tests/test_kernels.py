@@ -278,14 +278,15 @@ def test_embedded_flop_ratio():
 
 
 def test_tiled_dispatch_rule_by_kernel_count_and_aten_under_transforms_and_flop_counting():
-    x = torch.randn(2, 3, 10, 10)
+    x = torch.randn(2, 3, 34, 34)
     small, large = torch.randn(2, 2, 4, 3, 3, 3), torch.randn(4, 4, 4, 3, 3, 3)
-    assert dispatch.tiled_path(x, small, None) == "per_offset"
-    assert dispatch.tiled_path(x, large, None) == "batched_gemm"
+    assert dispatch.tiled_path(x, small, None, (32, 32)) == "per_offset"
+    assert dispatch.tiled_path(x, small, None, (8, 8)) == "batched_gemm"  # 16 positions each
+    assert dispatch.tiled_path(x, large, None, (32, 32)) == "batched_gemm"
     with FlopCounterMode(display=False):
-        assert dispatch.tiled_path(x, large, None) == "per_offset"
+        assert dispatch.tiled_path(x, large, None, (32, 32)) == "per_offset"
     seen = []
-    torch.func.vmap(lambda w: seen.append(dispatch.tiled_path(x, w, None)) or w)(
+    torch.func.vmap(lambda w: seen.append(dispatch.tiled_path(x, w, None, (32, 32))) or w)(
         torch.stack([large, large])
     )
     assert seen == ["per_offset"]
@@ -336,9 +337,11 @@ def test_benchmark_quick_runs_and_prints_one_table():
     assert "chunked_bmm" in done.stdout
 
 
+@pytest.mark.parametrize("path", ["per_offset", "batched_gemm"])
 @pytest.mark.parametrize("tile", [2, 4])
-def test_tiled_output_takes_in_place_ops_on_every_path(tile):
+def test_tiled_output_takes_in_place_ops_on_every_path(tile, path, monkeypatch):
     # an output that autograd sees as a view of a custom Function's result refuses in-place ops
+    monkeypatch.setattr(dispatch, "tiled_path", lambda *args: path)
     torch.manual_seed(0)
     layer = locality.TiledConv2d(3, 4, 3, tile_size=tile, padding=1)
     x = torch.randn(2, 3, 8, 8, requires_grad=True)  # the output a whole number of tiles

@@ -30,12 +30,17 @@ from torch.utils._python_dispatch import _get_current_dispatch_mode
 
 from locality.kernels import local_op, reference, tiled
 
-#: Tiles of at most this many kernels (prod(tile_size)) run ``per_offset``, larger ones
-#: ``batched_gemm``. Measured with ``benchmarks/connectivity.py`` (docs/performance.md): on the
-#: CIFAR shape ``per_offset`` was faster forward+backward at 4 kernels (t=2) and several times
-#: slower at 16 (t=4) and 64 (t=8), where its R strided convolutions and R input-sized gradients
-#: dominate; ``batched_gemm`` costs about the same at every tile.
-PER_OFFSET_MAX_KERNELS = 4
+#: A tile runs ``per_offset`` when it has at most ``PER_OFFSET_MAX_KERNELS`` kernels
+#: (prod(tile_size)) and each kernel's strided convolution has at least
+#: ``PER_OFFSET_MIN_POSITIONS`` output positions; otherwise ``batched_gemm``. Measured with
+#: ``benchmarks/connectivity.py`` on an idle 2-core CPU (docs/performance.md), forward+backward:
+#: ``per_offset`` was faster at 2 kernels x 128 positions (1-D t=2), 4 x 256 (CIFAR t=2) and
+#: 8 x 512 (3-D t=2), ``batched_gemm`` at 8 x 32 (1-D t=8), 16 x 64 (CIFAR t=4), 64 x 16 (CIFAR
+#: t=8) and 64 x 64 (3-D t=4): small strided convolutions run far below the shared one's rate and
+#: ``per_offset`` pays R input-sized gradients, while ``batched_gemm`` costs about the same at
+#: every tile.
+PER_OFFSET_MAX_KERNELS = 8
+PER_OFFSET_MIN_POSITIONS = 128
 
 
 def _functorch_wrapped(*tensors: torch.Tensor | None) -> bool:
@@ -125,17 +130,19 @@ def tiled_conv(
         if bias is not None and bias.dim() > 1:
             bias = bias[crop]
         return locally_connected(x, weight[crop], bias, stride, dilation, groups)
-    path = tiled_path(x, weight, bias)
+    path = tiled_path(x, weight, bias, out_size)
     return tiled.FORMULATIONS[path](x, weight, bias, stride, dilation, groups, out_size)
 
 
-def tiled_path(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> str:
+def tiled_path(
+    x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, out_size: Sequence[int]
+) -> str:
     """The formulation :func:`tiled_conv` runs when the tile does not cover the output.
 
     ``per_offset`` (convolutions, ATen only) while exporting, tracing or compiling, under
     ``torch.func`` transforms, and under a dispatch mode such as ``FlopCounterMode`` (which then
-    counts the layer's own FLOPs); otherwise by the number of kernels, see
-    :data:`PER_OFFSET_MAX_KERNELS`.
+    counts the layer's own FLOPs); otherwise by the number of kernels and the output positions
+    each one covers, see :data:`PER_OFFSET_MAX_KERNELS`.
     """
     if _aten_only(x, weight, bias) or torch.compiler.is_compiling():
         return "per_offset"
@@ -143,4 +150,6 @@ def tiled_path(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None)
         return "per_offset"
     d = (weight.dim() - 2) // 2
     kernels = math.prod(weight.shape[:d])
-    return "per_offset" if kernels <= PER_OFFSET_MAX_KERNELS else "batched_gemm"
+    few = kernels <= PER_OFFSET_MAX_KERNELS
+    large = math.prod(out_size) >= PER_OFFSET_MIN_POSITIONS * kernels
+    return "per_offset" if few and large else "batched_gemm"
