@@ -18,6 +18,8 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
+from locality.kernels.reference import equal_crops
+
 _CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
 
 
@@ -89,28 +91,24 @@ def _crops(
     dilation: Sequence[int],
     kernel_size: Sequence[int],
 ) -> Sequence[torch.Tensor]:
-    """The input each box reads, boxes in row-major order. Even splits: one ``unfold`` view per
-    dimension, unbound; uneven ones: a slice per box."""
-    d = len(cuts)
+    """The input each box reads, boxes in row-major order. Even splits: ``equal_crops``;
+    uneven ones: a slice per box."""
     extent = [dl * (k - 1) + 1 for k, dl in zip(kernel_size, dilation, strict=True)]
     if all(len({stop - start for start, stop in cut}) == 1 for cut in cuts):
-        view = x
-        for dim, cut in enumerate(cuts):
-            block = cut[0][1] - cut[0][0]
-            size = (block - 1) * stride[dim] + extent[dim]
-            view = view.unfold(2 + dim, size, block * stride[dim])[
-                (slice(None),) * (2 + dim) + (slice(0, len(cut)),)
-            ]
-        # (N, C, *regions, *crop) -> (prod(regions), N, C, *crop)
-        view = view.movedim(tuple(range(2, 2 + d)), tuple(range(d))).flatten(0, d - 1)
-        return view.unbind(0)
+        block = [cut[0][1] - cut[0][0] for cut in cuts]
+        return equal_crops(
+            x,
+            sizes=[(b - 1) * s + e for b, s, e in zip(block, stride, extent, strict=True)],
+            steps=[b * s for b, s in zip(block, stride, strict=True)],
+            counts=[len(cut) for cut in cuts],
+        )
     crops = []
     for box in itertools.product(*(range(len(cut)) for cut in cuts)):
         window = []
         for dim, j in enumerate(box):
             start, stop = cuts[dim][j]
             window.append(slice(start * stride[dim], (stop - 1) * stride[dim] + extent[dim]))
-        crops.append(x[(slice(None), slice(None), *window)])
+        crops.append(x[(slice(None), slice(None)) + tuple(window)])
     return crops
 
 
