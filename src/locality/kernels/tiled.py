@@ -28,7 +28,6 @@ from collections.abc import Callable, Sequence
 import torch
 import torch.nn.functional as F
 
-from locality.kernels.reference import equal_crops
 from locality.kernels.tiled_gemm import batched_gemm
 
 _CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
@@ -102,27 +101,6 @@ def per_offset(
     n, out_channels = x.shape[0], weight.shape[d]
     tiles = [-(-o // t) for o, t in zip(out_size, tile, strict=False)]
     tile_stride = tuple(t * s for t, s in zip(tile, stride, strict=False))
-    if all(isinstance(o, int) and o % t == 0 for o, t in zip(out_size, tile, strict=True)):
-        # Whole tiles: every offset's input is an equal crop, taken as views of one unfold
-        # (see equal_crops), and kernels and biases by unbind, so the backward stacks once.
-        extent = [dl * (k - 1) + 1 for k, dl in zip(weight.shape[d + 2 :], dilation, strict=True)]
-        crops = equal_crops(
-            x,
-            sizes=[(q - 1) * ts + e for q, ts, e in zip(tiles, tile_stride, extent, strict=True)],
-            steps=stride,
-            counts=tile,
-        )
-        kernels = weight.flatten(0, d - 1).unbind(0)
-        biases = (
-            [bias] * len(crops)
-            if bias is None or bias.dim() == 1
-            else bias.flatten(0, d - 1).unbind(0)
-        )
-        parts = [
-            _CONV[d](crop, kernel, b, tile_stride, 0, tuple(dilation), groups)
-            for crop, kernel, b in zip(crops, kernels, biases, strict=True)
-        ]
-        return _interleave(parts, tile, out_size)
     parts = []
     for offset in itertools.product(*(range(t) for t in tile)):
         counts = [-(-(o - r) // t) for o, r, t in zip(out_size, offset, tile, strict=False)]
