@@ -84,6 +84,7 @@ def test_the_harness_runs_resumes_and_writes_every_output(tmp_path, monkeypatch,
     assert json.loads((tmp_path / "sharing.json").read_text()) == table
     text = (tmp_path / "sharing.md").read_text()
     assert "Best row per dataset" in text and "region-2" in text
+    assert "every input rolled round" in text and "padded with zeros" not in text
     for name in (
         "sharing_accuracy_vs_parameters",
         "sharing_accuracy_vs_shift_digits-slots",
@@ -91,6 +92,7 @@ def test_the_harness_runs_resumes_and_writes_every_output(tmp_path, monkeypatch,
     ):
         assert (tmp_path / f"{name}.png").stat().st_size > 1000
     run = json.loads((tmp_path / "runs" / "digits-slots_locally_connected_seed-0.json").read_text())
+    assert run["shift_mode"] == "roll"
     spectrum = run["first_layer_spectrum"]
     assert spectrum["positions"] == 8 * 16 and len(spectrum["singular_values"]) == 8 * 16
     stamp = (tmp_path / "runs" / "digits-slots_conv_seed-0.json").stat().st_mtime_ns
@@ -140,22 +142,6 @@ def test_cli(tmp_path, capsys, monkeypatch, slots):
     assert "Traceback" not in err
 
 
-def test_the_committed_pilot_has_every_row_and_says_it_is_a_pilot():
-    from pathlib import Path
-
-    results = Path(__file__).parent.parent / "docs" / "results"
-    table = json.loads((results / "sharing_pilot" / "sharing.json").read_text())
-    names = [f"tiled-{r['tile_size']}" if r["tile_size"] else r["model"] for r in table]
-    assert names == list(ROWS) and {r["dataset"] for r in table} == {"mnist1d"}
-    assert all(r["seeds"] == 1 for r in table)  # a pilot, not the 5-seed table
-    page = (results / "sharing.md").read_text()
-    assert "has not been run yet" in page and "Pilot (not the table)" in page
-    for name, row in zip(names, table, strict=True):
-        label = f"tiled (t={row['tile_size']})" if row["tile_size"] else name
-        line = f"| {label} | {row['parameters']:,} | {100 * row['test_accuracy_mean']:.1f}% |"
-        assert line in page, line
-
-
 def test_plots_give_each_of_the_twelve_rows_its_own_style():
     pytest.importorskip("matplotlib")
     from matplotlib.colors import to_rgba
@@ -174,6 +160,8 @@ def test_plots_give_each_of_the_twelve_rows_its_own_style():
         for i, name in enumerate(ROWS)
     ]
     figure = plots.accuracy_vs_parameters(rows)
-    drawn = figure.axes[0].get_legend_handles_labels()[0]
+    legend = figure.legends[0]  # one legend of the models, below the panels
+    assert [t.get_text() for t in legend.get_texts()] == list(ROWS)
+    drawn = figure.axes[0].containers
     styles = {(to_rgba(h.lines[0].get_color()), h.lines[0].get_marker()) for h in drawn}
     assert len(drawn) == len(ROWS) and len(styles) == len(ROWS)

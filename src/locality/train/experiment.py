@@ -290,6 +290,16 @@ def shift(x: torch.Tensor, positions: int, mode: str) -> torch.Tensor:
     return F.pad(x, (positions, 0))[..., : x.shape[-1]]
 
 
+def _how_shifted(records: Sequence[dict]) -> str:
+    """How the runs shifted their test inputs, from each record's ``shift_mode``."""
+    modes = {record.get("shift_mode", "roll") for record in records}
+    if modes == {"roll"}:
+        return "every input rolled round, what leaves the far end coming back at the start"
+    if modes == {"pad"}:
+        return "zeros coming in, the far end dropped"
+    return "MNIST-1D rolled round (as MNIST-1D translates), images padded with zeros"
+
+
 def summarise(records: Sequence[dict]) -> list[dict]:
     """One row per (dataset, model) in the schema of ``docs/results/mnist1d.json``."""
     groups: dict[tuple, list[dict]] = {}
@@ -345,8 +355,8 @@ def markdown_table(
     lines += [
         "",
         "Test accuracy (mean over seeds) with the test inputs shifted by s positions along the "
-        "last axis, no retraining: MNIST-1D rolled round (as MNIST-1D translates), images "
-        "padded with zeros (not for shuffled data, where a shift is not a translation):",
+        f"last axis, no retraining: {_how_shifted(records)} (not for shuffled data, where a "
+        "shift is not a translation):",
         "",
         "| dataset | model | " + " | ".join(f"s={s}" for s in shifts) + " |",
         "|---|---|" + "---:|" * len(shifts),

@@ -6,6 +6,7 @@ import statistics
 from collections.abc import Mapping, Sequence
 from typing import cast
 
+from matplotlib.artist import Artist
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
@@ -20,23 +21,28 @@ def accuracy_vs_parameters(
     rows: Sequence[Mapping],
     published: Mapping[str, Mapping[str, float]] | None = None,
     published_parameters: Mapping[str, int] | None = None,
+    share_accuracy_axis: bool = True,
 ) -> Figure:
     """Mean test accuracy (error bar: std over seeds) against parameter count, log scale, one
-    panel per dataset with a shared accuracy axis and the same style per model in every panel.
+    panel per dataset, the same style per model in every panel and one legend of the models below
+    the panels.
 
     ``rows`` are :func:`~locality.train.experiment.summarise` rows; ``published`` maps dataset ->
-    family -> accuracy and ``published_parameters`` family -> parameters, drawn in black.
+    family -> accuracy and ``published_parameters`` family -> parameters, drawn in black with a
+    legend in their panel. ``share_accuracy_axis=False`` gives each panel its own accuracy range
+    (for datasets whose accuracies lie far apart).
     """
     datasets = list(dict.fromkeys(row["dataset"] for row in rows))
     models = list(dict.fromkeys(_label(row["model"], row["tile_size"]) for row in rows))
     style = _styles(models)
-    fig = Figure(figsize=(5.2 * len(datasets), 4.6), layout="constrained")
-    axes = fig.subplots(1, len(datasets), sharey=True, squeeze=False)[0]
+    fig = Figure(figsize=(5.2 * len(datasets), 5.4), layout="constrained")
+    axes = fig.subplots(1, len(datasets), sharey=share_accuracy_axis, squeeze=False)[0]
+    handles: dict[str, Artist] = {}
     for ax, dataset in zip(axes, datasets, strict=True):
         for row in (row for row in rows if row["dataset"] == dataset):
             label = _label(row["model"], row["tile_size"])
             color, marker = style[label]
-            ax.errorbar(
+            handles[label] = ax.errorbar(
                 row["parameters"],
                 row["test_accuracy_mean"],
                 yerr=row["test_accuracy_std"],  # None (one seed): no error bar
@@ -44,12 +50,12 @@ def accuracy_vs_parameters(
                 color=color,
                 capsize=3,
                 markersize=7,
-                label=label,
             )
+        drawn = []
         for family, accuracy in (published or {}).get(dataset, {}).items():
             if published_parameters and family in published_parameters:
                 name, marker = ("MLP", "X") if family == "dense" else ("CNN", "P")
-                ax.plot(
+                drawn += ax.plot(
                     published_parameters[family],
                     accuracy,
                     marker,
@@ -59,18 +65,20 @@ def accuracy_vs_parameters(
                     label=f"published {name} ({published_parameters[family]:,} "
                     f"parameters): {100 * accuracy:.0f}%",
                 )
+        if drawn:
+            ax.legend(handles=drawn, loc="best", fontsize=8)
         ax.set_xscale("log")
         ax.set_xlabel("parameters (log scale)")
         ax.set_title(dataset)
         ax.grid(True, alpha=0.3)
-        handles, labels = ax.get_legend_handles_labels()
-        entries = sorted(
-            zip(handles, labels, strict=True), key=lambda e: e[1].startswith("published")
-        )
-        ax.legend(
-            *zip(*entries, strict=True), loc="best", fontsize=8
-        )  # models first, then the published ones
     axes[0].set_ylabel("test accuracy (mean ± std over seeds)")
+    fig.legend(
+        handles=list(handles.values()),
+        labels=list(handles),
+        loc="outside lower center",
+        ncol=min(len(handles), 6),
+        fontsize=9,
+    )
     fig.suptitle("Test accuracy against parameters")
     return fig
 
@@ -83,6 +91,7 @@ def accuracy_vs_shift(
     ``records`` are per-run results holding ``shift_accuracy`` (accuracy at shifts 0, 1, ...);
     ``dataset`` picks one dataset, by default the first.
     """
+    own = ax is None
     fig, ax = _figure(ax)
     dataset = dataset if dataset is not None else records[0]["dataset"]
     models = list(
@@ -118,7 +127,12 @@ def accuracy_vs_shift(
     ax.set_ylabel("test accuracy (mean; band: min to max over seeds)")
     ax.set_title(f"{dataset}: accuracy under test-time shift, no retraining")
     ax.grid(True, alpha=0.3)
-    ax.legend()
+    if len(models) > 6:  # beside the axes, where it hides no curve
+        if own:
+            fig.set_size_inches(9.6, 4.8)
+        ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=8)
+    else:
+        ax.legend()
     return fig
 
 
