@@ -212,3 +212,5 @@ def test_compare_has_a_row_per_kind_matching_the_layers():
     text = str(result)
     assert "region 3x3" in text and "lowrank K=2" in text
     assert result.to_dict()["kinds"]["region"]["params"] == numel(layers["region"])
+    only = result.table(kinds=("dense", "conv"))
+    assert [line.split()[0] for line in only[2:]] == ["dense", "conv"]

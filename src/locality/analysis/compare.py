@@ -120,8 +120,9 @@ class Comparison:
             lines.append("the kernel covers the whole input: all the kinds are one dense layer")
         return lines
 
-    def table(self) -> list[str]:
-        """One row per kind: parameters, MACs, weight memory, parameters relative to dense."""
+    def table(self, kinds: Sequence[str] | None = None) -> list[str]:
+        """One row per kind (those in ``kinds``, by default all): parameters, MACs, weight memory,
+        parameters relative to dense."""
         dtype = str(self.dtype).removeprefix("torch.")
         dense = self.costs["dense"].params
         header = ("kind", "params", "MACs", dtype, "vs dense")
@@ -134,6 +135,7 @@ class Comparison:
                 _ratio(cost.params, dense),
             )
             for kind, cost in self.costs.items()
+            if kinds is None or kind in kinds
         ]
         widths = [max(len(r[i]) for r in (header, *rows)) for i in range(len(header))]
 

@@ -217,7 +217,7 @@ class Tour:
             kinds; what differs is how many distinct weights there are:""")
         )
         result = compare((8,), kernel_size=3, tile_size=2)
-        self.say(["", *result.table()])
+        self.say(["", *result.table(kinds=("dense", "locally_connected", "tiled", "conv"))])
         path = self.save(lambda: _draw().four_panel_figure(8, 3, 2), "four_panel")
         self.say(
             [
@@ -240,8 +240,9 @@ class Tour:
             [
                 "",
                 *_wrap("""
-            Note 002's 1000x1000 image with 10^6 hidden units, all four kinds (units on a
-            100x100 grid of 10x10 patches at stride 10, so 100 maps):"""),
+            Note 002's 1000x1000 image with 10^6 hidden units, every kind (units on a
+            100x100 grid of 10x10 patches at stride 10, so 100 maps; the lowrank and
+            region rows are kinds between conv and locally_connected):"""),
             ]
         )
         example = compare((1000, 1000), units=10**6, kernel_size=10, stride=10)
