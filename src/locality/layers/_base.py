@@ -213,8 +213,10 @@ class _ConnectivityNd(nn.Module):
         where = type(self).__name__
         check_input(input, self._d, self.in_channels, where)
         required = self._required_input_size()
+        if required is None:
+            return
         spatial = tuple(input.shape[-self._d :])
-        if required is not None and spatial != required:
+        if spatial != required:
             raise ValueError(
                 f"{where}: expected input of spatial size {required}, got {spatial} (input "
                 f"shape {tuple(input.shape)}); {self._fixed_size_reason.format(d=self._d)}"

@@ -48,6 +48,7 @@ from locality.train.experiment import (
     format_accuracy,
     machine,
     markdown_table,
+    shift,
     summarise,
 )
 from locality.train.loop import TrainConfig, evaluate, train
@@ -83,6 +84,9 @@ DATASETS = ("mnist1d", "mnist1d-shuffled", "digits", "digits-slots")
 # experiment), half the 8x8 digits, and for digits-slots the 8 columns that move a digit from one
 # half into the other.
 MAX_SHIFT = {"mnist1d": 10, "mnist1d-shuffled": 10, "digits": 4, "digits-slots": 8}
+
+# How every run shifts its test inputs (``experiment.shift``): circularly, on every dataset.
+SHIFT_MODE = "roll"
 
 # The settings that change a run's result; a finished run is reused only if they all match.
 _SETTINGS = ("steps", "batch_size", "lr", "weight_decay", "seed")
@@ -268,7 +272,7 @@ def _run(data: Data, row: Row, config: TrainConfig, max_shift: int) -> dict:
     result = train(model, data, config, name=row.name, progress=False, after_step=sharing)
     x_test, y_test = data.x_test, data.y_test
     shift_accuracy = [
-        evaluate(model, torch.roll(x_test, s, dims=-1), y_test)[1] for s in range(max_shift + 1)
+        evaluate(model, shift(x_test, s, SHIFT_MODE), y_test)[1] for s in range(max_shift + 1)
     ]
     record = asdict(result)
     record.update(
@@ -276,7 +280,7 @@ def _run(data: Data, row: Row, config: TrainConfig, max_shift: int) -> dict:
         tile_size=row.tile_size,
         config=asdict(config),
         shift_accuracy=shift_accuracy,
-        shift_mode="roll",
+        shift_mode=SHIFT_MODE,
         machine=machine(),
         device="cpu",
     )
