@@ -101,12 +101,14 @@ CONFIGS = [
 ]
 
 
-def _run(cfg: dict):
-    """(result of the op, float64 reference) for one configuration."""
+def _run(cfg: dict, input_grad: bool = False):
+    """(result of the op, float64 reference) for one configuration; ``input_grad``: the input
+    requires a gradient (region_conv then cuts its crops differently)."""
     g = torch.Generator().manual_seed(hash(str(cfg)) % 2**31)
     cin, cout = 2 * cfg["groups"], 2 * cfg["groups"]
     cg, k, out = 2, cfg["kernel"], cfg["out"]
     x = torch.randn(cfg["batch"], cin, *cfg["size"], dtype=torch.float64, generator=g)
+    x.requires_grad_(input_grad)
     common = dict(
         stride=cfg["stride"],
         padding=cfg["padding"],
@@ -140,7 +142,7 @@ def _run(cfg: dict):
         mixing = torch.randn(*out, cfg["rank"], dtype=torch.float64, generator=g)
         got = LF.lowrank_locally_connected(x, weight, mixing, bias, **common)
         kernels, biases = lowrank_kernels(weight.numpy(), mixing.numpy()), b
-    return got, apply_per_position(x.numpy(), kernels, biases, *args)
+    return got.detach(), apply_per_position(x.detach().numpy(), kernels, biases, *args)
 
 
 @pytest.mark.parametrize(
@@ -149,6 +151,16 @@ def _run(cfg: dict):
 def test_op_equals_its_reference(cfg):
     got, expected = _run(cfg)
     assert got.shape == expected.shape
+    np.testing.assert_allclose(got.numpy(), expected, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    "cfg",
+    [c for c in CONFIGS if c["kind"] == "region"],
+    ids=lambda c: f"{c['kind']}{c['d']}d-{c['mode']}-n{c['batch']}",
+)
+def test_region_with_an_input_gradient_equals_its_reference(cfg):
+    got, expected = _run(cfg, input_grad=True)
     np.testing.assert_allclose(got.numpy(), expected, rtol=0, atol=1e-12)
 
 
@@ -289,6 +301,15 @@ def _gradcheck_cases():
             x1,
             torch.randn(2, 2, 1, 2, dtype=torch.float64),
             torch.randn(2, 2, dtype=torch.float64),
+        ),
+    )
+    yield (
+        "region 2-D, uneven, windows with a gap",
+        lambda x, w, b: LF.region_conv(x, w, b, stride=(1, 2)),
+        (
+            x2,
+            torch.randn(2, 2, 2, 2, 2, 1, dtype=torch.float64),
+            torch.randn(2, 2, 2, dtype=torch.float64),
         ),
     )
     kernel_map = torch.tensor([[0, 1, 1, 0], [2, 2, 0, 1], [1, 0, 2, 2]])

@@ -45,23 +45,6 @@ def unfold_windows(
     return x
 
 
-def equal_crops(
-    x: torch.Tensor, sizes: Sequence[int], steps: Sequence[int], counts: Sequence[int]
-) -> tuple[torch.Tensor, ...]:
-    """Views of ``x`` (N, C, *S): the crops of ``sizes`` starting at ``q * steps`` for
-    ``q < counts``, per spatial dimension, in row-major order of ``q``.
-
-    Taken as one ``unfold`` per dimension and ``unbind``: their backward is one stack and one
-    fold, where slicing each crop would make autograd zero-fill an input-sized gradient per crop.
-    """
-    d = len(sizes)
-    view = x
-    for dim, (size, step, count) in enumerate(zip(sizes, steps, counts, strict=True)):
-        view = view.unfold(2 + dim, size, step).narrow(2 + dim, 0, count)
-    view = view.movedim(tuple(range(2, 2 + d)), tuple(range(d))).flatten(0, d - 1)
-    return view.unbind(0)
-
-
 def _sliced_windows(
     x: torch.Tensor, kernel_size: Sequence[int], stride: Sequence[int], dilation: Sequence[int]
 ) -> torch.Tensor:

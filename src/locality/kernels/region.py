@@ -18,8 +18,6 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
-from locality.kernels.reference import equal_crops
-
 _CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
 
 
@@ -62,9 +60,9 @@ def region_conv(
 ) -> torch.Tensor:
     """(N, C, *S) padded -> (N, O, *out_size): one convolution per region, assembled by cat.
 
-    The boxes' kernels, biases and (when the output splits evenly) input crops are taken with
-    ``unbind`` of one view, whose backward is one ``stack``: indexing each box separately would
-    make autograd write a zero-filled input- or bank-sized gradient per box.
+    The boxes' kernels and biases are taken with ``unbind`` of one view, whose backward is one
+    ``stack``: indexing each box separately would make autograd write a zero-filled bank-sized
+    gradient per box. The input crops are cut as :func:`_windows` says.
     """
     d = len(out_size)
     regions = weight.shape[:d]
@@ -90,26 +88,39 @@ def _crops(
     stride: Sequence[int],
     dilation: Sequence[int],
     kernel_size: Sequence[int],
-) -> Sequence[torch.Tensor]:
-    """The input each box reads, boxes in row-major order. Even splits: ``equal_crops``;
-    uneven ones: a slice per box."""
+) -> list[torch.Tensor]:
+    """The input each box reads, boxes in row-major order, cut one dimension at a time."""
     extent = [dl * (k - 1) + 1 for k, dl in zip(kernel_size, dilation, strict=True)]
-    if all(len({stop - start for start, stop in cut}) == 1 for cut in cuts):
-        block = [cut[0][1] - cut[0][0] for cut in cuts]
-        return equal_crops(
-            x,
-            sizes=[(b - 1) * s + e for b, s, e in zip(block, stride, extent, strict=True)],
-            steps=[b * s for b, s in zip(block, stride, strict=True)],
-            counts=[len(cut) for cut in cuts],
-        )
-    crops = []
-    for box in itertools.product(*(range(len(cut)) for cut in cuts)):
-        window = []
-        for dim, j in enumerate(box):
-            start, stop = cuts[dim][j]
-            window.append(slice(start * stride[dim], (stop - 1) * stride[dim] + extent[dim]))
-        crops.append(x[(slice(None), slice(None)) + tuple(window)])
+    copy = x.requires_grad and torch.is_grad_enabled()
+    crops = [x]
+    for dim, (cut, s, e) in enumerate(zip(cuts, stride, extent, strict=True)):
+        windows = [(start * s, (stop - 1) * s + e) for start, stop in cut]
+        crops = [piece for crop in crops for piece in _windows(crop, 2 + dim, windows, copy)]
     return crops
+
+
+def _windows(
+    x: torch.Tensor, dim: int, windows: list[tuple[int, int]], copy: bool
+) -> list[torch.Tensor]:
+    """``x`` restricted to each ``[start, stop)`` of ``windows`` along ``dim``.
+
+    Without a gradient to ``x``: views. With one, the windows (which overlap by the kernel's
+    halo) are built from one split of ``x`` at every window edge and one cat per window, so the
+    backward is cats and an add per shared piece. Slicing or unfolding each window instead makes
+    autograd write a zero-filled input-sized gradient per window: with unfold that was 14 ms of
+    a 48 ms forward+backward on the benchmark's 2x2 shape (docs/performance.md).
+    """
+    if not copy:
+        return [x.narrow(dim, start, stop - start) for start, stop in windows]
+    edges = sorted({edge for window in windows for edge in window})
+    position = {edge: i for i, edge in enumerate(edges)}
+    sizes = [b - a for a, b in itertools.pairwise(edges)]
+    pieces = x.narrow(dim, edges[0], edges[-1] - edges[0]).split(sizes, dim)
+    out = []
+    for start, stop in windows:
+        run = pieces[position[start] : position[stop]]
+        out.append(run[0] if len(run) == 1 else torch.cat(run, dim))
+    return out
 
 
 def _assemble(parts: dict, regions: list[int], dim: int, prefix: tuple) -> torch.Tensor:
