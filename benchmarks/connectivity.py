@@ -12,10 +12,11 @@ formulations instead of the recipe and the floor: the two dispatch chooses betwe
 (benchmarks/tiled_formulations.py). After the table, every target of the issue as a ratio measured
 in this run, met or not.
 
-Times: median of R repeats after 2 warm-ups, in ms; forward under no_grad; forward+backward with
-the input and parameters requiring grad, backward from a fixed gradient; step = forward, backward,
-Adam update through an nn.Module. Where one weight copy is under 16 MiB, repeats rotate through
-copies so each starts with a cold cache.
+Times: median of R repeats after 2 warm-ups, in ms, the calls of one shape (every method's
+forward, forward+backward and step) taking turns within each repeat; forward under no_grad;
+forward+backward with the input and parameters requiring grad, backward from a fixed gradient;
+step = forward, backward, Adam update through an nn.Module. Where one weight copy is under
+16 MiB, repeats rotate through copies so each starts with a cold cache.
 
 Peak memory (column "peak MB", one forward+backward after a warm-up one, above the inputs and
 weights): on CUDA torch.cuda.max_memory_allocated minus what was allocated before. On CPU a
@@ -178,19 +179,30 @@ def tensors(case: Case, device: str, copies: int = 1, grad: bool = False):
 # Timing.
 
 
-def median_ms(fn: Callable[[int], object], repeats: int, device: str) -> float:
-    """Median wall time of fn(i) over ``repeats`` calls after two warm-ups."""
+#: A timed call; the argument is the repeat's index (to rotate through weight copies).
+Call = Callable[[int], object]
+
+
+def interleaved_ms(calls: dict[str, Call], repeats: int, device: str) -> dict[str, float]:
+    """Median wall time (ms) of each call over ``repeats``, after two warm-ups of each.
+
+    The calls take turns within every repeat, so a slow spell of this shared machine falls on all
+    of them alike and the ratios between them (what the targets are) hold even when the absolute
+    times drift: run one after another, the same F.conv2d measured 22 ms and 37 ms.
+    """
     sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
-    for i in range(2):
-        fn(i)
+    for call in calls.values():
+        for i in range(2):
+            call(i)
     sync()
-    times = []
+    times: dict[str, list[float]] = {name: [] for name in calls}
     for i in range(repeats):
-        start = time.perf_counter()
-        fn(i)
-        sync()
-        times.append(time.perf_counter() - start)
-    return 1e3 * statistics.median(times)
+        for name, call in calls.items():
+            start = time.perf_counter()
+            call(i)
+            sync()
+            times[name].append(time.perf_counter() - start)
+    return {name: 1e3 * statistics.median(t) for name, t in times.items()}
 
 
 def copies_for(case: Case) -> int:
@@ -200,8 +212,8 @@ def copies_for(case: Case) -> int:
     return max(1, min(4, (16 << 20) // weight_bytes))
 
 
-def time_method(case: Case, method: Method, repeats: int, device: str) -> tuple[float, float]:
-    """(forward ms, forward+backward ms)."""
+def method_calls(case: Case, method: Method, device: str) -> tuple[Call, Call]:
+    """(forward, forward+backward) of one method on fresh tensors."""
     copies = copies_for(case)
     x, params = tensors(case, device, copies, grad=True)
     gout = torch.randn(case.n, case.o, *case.out, device=device)
@@ -215,10 +227,10 @@ def time_method(case: Case, method: Method, repeats: int, device: str) -> tuple[
         x.grad = w.grad = b.grad = None
         method(x, w, b).backward(gout)
 
-    return median_ms(forward, repeats, device), median_ms(forward_backward, repeats, device)
+    return forward, forward_backward
 
 
-def time_step(case: Case, method: Method, repeats: int, device: str) -> float:
+def step_call(case: Case, method: Method, device: str) -> Call:
     """One training step through an nn.Module: forward, backward, Adam."""
     x, ((w, b),) = tensors(case, device)
     module = torch.nn.Module()
@@ -231,11 +243,11 @@ def time_step(case: Case, method: Method, repeats: int, device: str) -> float:
         method(x, module.weight, module.bias).backward(gout)
         optimizer.step()
 
-    return median_ms(step, repeats, device)
+    return step
 
 
-def floor_times(case: Case, repeats: int, device: str) -> tuple[float, float, float]:
-    """The bare batched matmul on (P, C*K, N) patches: forward, forward+backward, step (ms)."""
+def floor_calls(case: Case, device: str) -> tuple[Call, Call, Call]:
+    """The bare batched matmul on (P, C*K, N) patches: forward, forward+backward, step."""
     p, ck = math.prod(case.out), case.c * case.k**case.d
     copies = copies_for(case)
     patches = torch.randn(p, ck, case.n, device=device)
@@ -259,11 +271,7 @@ def floor_times(case: Case, repeats: int, device: str) -> tuple[float, float, fl
         param.grad = weights[i % copies]
         optimizer.step()
 
-    return (
-        median_ms(forward, repeats, device),
-        median_ms(forward_backward, repeats, device),
-        median_ms(step, repeats, device),
-    )
+    return forward, forward_backward, step
 
 
 # ------------------------------------------------------------------------------------------------
@@ -352,6 +360,10 @@ def measured_peaks(
     return json.loads(done.stdout)
 
 
+#: Methods whose training step (forward, backward, Adam through an nn.Module) is timed too.
+STEPPED = ("locality", "unfold+einsum", "F.conv")
+
+
 def run(
     device: str, quick: bool, repeats: int, peak: dict[str, int], only: str | None = None
 ) -> list[dict]:
@@ -359,36 +371,30 @@ def run(
     rows = []
     for case in cases(quick, only):
         accounted, patch = accounted_bytes(case)
+        names = list(methods(case)) + ["bmm floor"] * (case.kind == "local")
+        calls: dict[str, Call] = {}
         for name, method in methods(case).items():
-            fwd, fb = time_method(case, method, repeats, device)
+            calls[f"{name}/fwd"], calls[f"{name}/fb"] = method_calls(case, method, device)
+            if name in STEPPED:
+                calls[f"{name}/step"] = step_call(case, method, device)
+        if case.kind == "local":
+            floor = floor_calls(case, device)
+            calls["bmm floor/fwd"], calls["bmm floor/fb"], calls["bmm floor/step"] = floor
+        ms = interleaved_ms(calls, repeats, device)
+        for name in names:
             row = {
                 "case": case.name,
                 "method": name,
-                "fwd": fwd,
-                "fb": fb,
-                "step": time_step(case, method, repeats, device)
-                if name in ("locality", "unfold+einsum", "F.conv")
-                else math.nan,
+                "fwd": ms[f"{name}/fwd"],
+                "fb": ms[f"{name}/fb"],
+                "step": ms.get(f"{name}/step", math.nan),
                 "peak": peak.get(f"{case.name}/{name}", math.nan),
-                "algorithm": algorithm(case, name, device),
+                "algorithm": "" if name == "bmm floor" else algorithm(case, name, device),
             }
             row["extra/patch"] = (row["peak"] - accounted) / patch
             rows.append(row)
-            print(f"  {case.name}: {name} done", file=sys.stderr, flush=True)
+        print(f"  {case.name} done", file=sys.stderr, flush=True)
         if case.kind == "local":
-            fwd, fb, step = floor_times(case, repeats, device)
-            rows.append(
-                {
-                    "case": case.name,
-                    "method": "bmm floor",
-                    "fwd": fwd,
-                    "fb": fb,
-                    "step": step,
-                    "peak": math.nan,
-                    "extra/patch": math.nan,
-                    "algorithm": "",
-                }
-            )
             baseline = next(
                 r for r in rows if r["case"] == case.name and r["method"] == "unfold+einsum"
             )
@@ -506,7 +512,7 @@ def between_rows(quick: bool, repeats: int, device: str) -> list[dict]:
     connected op, all in this one run."""
     shape, methods = between_methods(quick)
     out_grad = torch.randn(*shape, device=device)
-    rows = []
+    calls: dict[str, Call] = {}
     for name, (op, params) in methods.items():
         x = torch.randn(*shape, device=device, requires_grad=True)
         tensors = [p.to(device).requires_grad_() for p in params]
@@ -516,16 +522,13 @@ def between_rows(quick: bool, repeats: int, device: str) -> list[dict]:
                 op(x, *tensors)
 
         def forward_backward(_: int, op=op, tensors=tensors, x=x) -> None:
+            for t in (x, *tensors):
+                t.grad = None
             op(x, *tensors).backward(out_grad)
 
-        rows.append(
-            {
-                "method": name,
-                "fwd": median_ms(forward, repeats, device),
-                "fb": median_ms(forward_backward, repeats, device),
-            }
-        )
-        print(f"  between: {name} done", file=sys.stderr, flush=True)
+        calls[f"{name}/fwd"], calls[f"{name}/fb"] = forward, forward_backward
+    ms = interleaved_ms(calls, repeats, device)
+    rows = [{"method": name, "fwd": ms[f"{name}/fwd"], "fb": ms[f"{name}/fb"]} for name in methods]
     conv = next(r for r in rows if r["method"] == "F.conv2d")
     local = next(r for r in rows if r["method"] == "locally connected")
     for r in rows:
