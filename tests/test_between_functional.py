@@ -8,6 +8,7 @@ and gradgradcheck.
 
 from __future__ import annotations
 
+import math
 import random
 
 import numpy as np
@@ -16,6 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from locality import functional as LF
+from locality.kernels import lowrank
 from tests.between_reference import (
     apply_per_position,
     lowrank_kernels,
@@ -161,6 +163,20 @@ def test_op_equals_its_reference(cfg):
 )
 def test_region_with_an_input_gradient_equals_its_reference(cfg):
     got, expected = _run(cfg, input_grad=True)
+    np.testing.assert_allclose(got.numpy(), expected, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    "cfg",
+    [c for c in CONFIGS if c["kind"] == "lowrank" and c["rank"] > 1],
+    ids=lambda c: f"{c['kind']}{c['d']}d-{c['mode']}-n{c['batch']}-rank{c['rank']}",
+)
+@pytest.mark.parametrize("chunk", [1, 2])
+def test_lowrank_in_chunks_of_the_rank_equals_its_reference(cfg, chunk, monkeypatch):
+    # one basis kernel's output: N * O * positions float64 values (O = 2 * groups in _run)
+    per_rank = cfg["batch"] * 2 * cfg["groups"] * math.prod(cfg["out"]) * 8
+    monkeypatch.setattr(lowrank, "MAX_OUTPUT_BYTES", chunk * max(1, per_rank))
+    got, expected = _run(cfg)
     np.testing.assert_allclose(got.numpy(), expected, rtol=0, atol=1e-12)
 
 
@@ -355,6 +371,20 @@ def test_gradcheck_and_gradgradcheck(case):
     inputs = tuple(t.requires_grad_() for t in inputs)
     assert torch.autograd.gradcheck(op, inputs)
     assert torch.autograd.gradgradcheck(op, inputs)
+
+
+def test_lowrank_in_uneven_rank_chunks_passes_gradcheck_and_gradgradcheck(monkeypatch):
+    x = torch.randn(1, 2, 4, 5, dtype=torch.float64, requires_grad=True)
+    weight = torch.randn(3, 2, 2, 2, 2, dtype=torch.float64, requires_grad=True)
+    mixing = torch.randn(3, 4, 3, dtype=torch.float64, requires_grad=True)
+    per_rank = 1 * 2 * 3 * 4 * 8  # one basis kernel's output: N * O * positions * float64 bytes
+    monkeypatch.setattr(lowrank, "MAX_OUTPUT_BYTES", 2 * per_rank)  # chunks of rank 2 and 1
+    op = lambda x, w, m: LF.lowrank_locally_connected(x, w, m)  # noqa: E731
+    assert torch.autograd.gradcheck(op, (x, weight, mixing))
+    assert torch.autograd.gradgradcheck(op, (x, weight, mixing))
+    chunked = op(x, weight, mixing)
+    monkeypatch.setattr(lowrank, "MAX_OUTPUT_BYTES", 16 << 20)  # one call
+    torch.testing.assert_close(chunked, op(x, weight, mixing), rtol=0, atol=1e-12)
 
 
 def test_transposed_under_vmap_uses_the_aten_scatter():

@@ -20,6 +20,14 @@ import torch.nn.functional as F
 _CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
 
 
+#: Bytes of convolution output per call: the rank is split into chunks of basis kernels whose
+#: outputs stay under this. On the benchmark's shape (B=32, 32->32, 32x32) rank 8 in one call
+#: (a 32 MiB output) ran 1.3x slower forward+backward than in two calls of rank 4; rank 4 in one
+#: call (16 MiB) and 64 channels at rank 4 on 16x16 (8 MiB) gained nothing from splitting
+#: (2-core CPU, interleaved runs; docs/performance.md).
+MAX_OUTPUT_BYTES = 16 << 20
+
+
 def lowrank_locally_connected(
     x: torch.Tensor,
     weight: torch.Tensor,
@@ -40,17 +48,21 @@ def lowrank_locally_connected(
     """
     d = mixing.dim() - 1
     rank, out_channels = weight.shape[:2]
-    og = out_channels // groups
-    # The convolution's output channels must be grouped by group first: (g, R, O/g).
-    basis = weight.reshape(rank, groups, og, *weight.shape[2:]).transpose(0, 1)
-    basis = basis.reshape(-1, *weight.shape[2:])
-    y = _CONV[d](x, basis, None, tuple(stride), 0, tuple(dilation), groups)
-    n, out_size = y.shape[0], y.shape[2:]
-    outputs = y.view(n, groups, rank, og, *out_size).unbind(2)
-    planes = mixing.movedim(-1, 0).unbind(0)
-    out = outputs[0] * planes[0]
-    for output, plane in zip(outputs[1:], planes[1:], strict=True):
-        out = out + output * plane
+    og, n, out_size = out_channels // groups, x.shape[0], mixing.shape[:-1]
+    per_rank = n * out_channels * out_size.numel() * x.element_size()
+    chunk = max(1, MAX_OUTPUT_BYTES // max(1, per_rank))
+    planes = iter(mixing.movedim(-1, 0).unbind(0))
+    out: torch.Tensor | None = None
+    for bank in weight.split(chunk):
+        r = bank.shape[0]
+        # The convolution's output channels must be grouped by group first: (g, r, O/g).
+        basis = bank.reshape(r, groups, og, *bank.shape[2:]).transpose(0, 1)
+        basis = basis.reshape(-1, *bank.shape[2:])
+        y = _CONV[d](x, basis, None, tuple(stride), 0, tuple(dilation), groups)
+        for output in y.view(n, groups, r, og, *out_size).unbind(2):
+            term = output * next(planes)
+            out = term if out is None else out + term
+    assert out is not None  # rank >= 1
     if bias is not None:
         b = bias if bias.dim() == 1 else bias.movedim(-1, 0)
         out = out + b.reshape(groups, og, *b.shape[1:], *(1,) * (d + 1 - b.dim()))
