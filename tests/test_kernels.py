@@ -337,6 +337,20 @@ def test_benchmark_quick_runs_and_prints_one_table():
     assert "chunked_bmm" in done.stdout
 
 
+def test_floors_benchmark_quick_prints_both_tables():
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "floors.py"
+    done = subprocess.run(
+        [sys.executable, str(script), "--quick", "--repeats", "1"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+    rows = {line.split("|")[1].strip() for line in done.stdout.splitlines() if line[:1] == "|"}
+    assert {"L4-like", "L5-like", "1-D", "blocks"} <= rows
+    assert {"F.conv2d", "4 stride-2 convolutions, NCHW", "locality tiled t=2"} <= rows
+
+
 @pytest.mark.parametrize("path", ["per_offset", "batched_gemm"])
 @pytest.mark.parametrize("tile", [2, 4])
 def test_tiled_output_takes_in_place_ops_on_every_path(tile, path, monkeypatch):
