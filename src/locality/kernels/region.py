@@ -115,7 +115,7 @@ def _windows(
     edges = sorted({edge for window in windows for edge in window})
     position = {edge: i for i, edge in enumerate(edges)}
     sizes = [b - a for a, b in itertools.pairwise(edges)]
-    if edges[0] > 0 or edges[-1] < x.shape[dim]:  # narrowing the whole would zero-fill it too
+    if edges[0] > 0 or edges[-1] < x.shape[dim]:  # a narrow's backward zero-fills all of x
         x = x.narrow(dim, edges[0], edges[-1] - edges[0])
     pieces = x.split(sizes, dim)
     out = []
