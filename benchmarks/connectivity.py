@@ -371,9 +371,10 @@ def run(
     rows = []
     for case in cases(quick, only):
         accounted, patch = accounted_bytes(case)
-        names = list(methods(case)) + ["bmm floor"] * (case.kind == "local")
+        timed = methods(case)
+        names = list(timed) + ["bmm floor"] * (case.kind == "local")
         calls: dict[str, Call] = {}
-        for name, method in methods(case).items():
+        for name, method in timed.items():
             calls[f"{name}/fwd"], calls[f"{name}/fb"] = method_calls(case, method, device)
             if name in STEPPED:
                 calls[f"{name}/step"] = step_call(case, method, device)

@@ -27,7 +27,7 @@ import os
 
 import torch
 import torch.nn.functional as F
-from connectivity import Call, Case, cases, interleaved_ms, tensors
+from connectivity import Call, Case, cases, floor_calls, interleaved_ms, tensors
 
 from locality.functional import locally_connected, tiled_conv
 from locality.kernels import chunked_bmm
@@ -35,10 +35,8 @@ from locality.kernels import chunked_bmm
 
 def layout_calls(case: Case) -> dict[str, Call]:
     """Part 1: name -> forward call on fresh tensors of one locally connected shape."""
-    p, ck = math.prod(case.out), case.c * case.k**case.d
-    patches = torch.randn(p, ck, case.n)
-    weights = torch.randn(p, case.o, ck)
-    products = torch.randn(p, case.n * case.o)
+    floor, _, _ = floor_calls(case, "cpu")
+    products = torch.randn(math.prod(case.out), case.n * case.o)
     x, ((w, b),) = tensors(case, "cpu")
 
     def forward(_: int) -> None:
@@ -46,7 +44,7 @@ def layout_calls(case: Case) -> dict[str, Call]:
             locally_connected(x, w, b, case.stride)
 
     return {
-        "bmm floor": lambda _: torch.bmm(weights, patches),
+        "bmm floor": floor,
         "input to batch-last": lambda _: chunked_bmm.batch_last(x),
         "products to NCHW": lambda _: products.t().contiguous(),
         "locality": forward,

@@ -319,16 +319,21 @@ def test_batched_gemm_forward_mode_ad_matches_the_convolutions(bias_shape):
 # ------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.slow
-def test_benchmark_quick_runs_and_prints_one_table():
-    script = Path(__file__).resolve().parents[1] / "benchmarks" / "connectivity.py"
-    done = subprocess.run(
+def _quick_benchmark(name: str) -> subprocess.CompletedProcess:
+    """Run ``benchmarks/<name>.py --quick --repeats 1``; fails on a non-zero exit."""
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
+    return subprocess.run(
         [sys.executable, str(script), "--quick", "--repeats", "1"],
         capture_output=True,
         text=True,
         timeout=600,
         check=True,
     )
+
+
+@pytest.mark.slow
+def test_benchmark_quick_runs_and_prints_one_table():
+    done = _quick_benchmark("connectivity")
     lines = [line for line in done.stdout.splitlines() if line.startswith("|")]
     methods = {line.split("|")[2].strip() for line in lines[2:]}
     expected = {"locality", "unfold+einsum", "F.conv", "bmm floor", "embedded", "per_offset"}
@@ -338,14 +343,7 @@ def test_benchmark_quick_runs_and_prints_one_table():
 
 
 def test_floors_benchmark_quick_prints_both_tables():
-    script = Path(__file__).resolve().parents[1] / "benchmarks" / "floors.py"
-    done = subprocess.run(
-        [sys.executable, str(script), "--quick", "--repeats", "1"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=True,
-    )
+    done = _quick_benchmark("floors")
     rows = {line.split("|")[1].strip() for line in done.stdout.splitlines() if line[:1] == "|"}
     assert {"L4-like", "L5-like", "1-D", "blocks"} <= rows
     assert {"F.conv2d", "4 stride-2 convolutions, NCHW", "locality tiled t=2"} <= rows

@@ -1,9 +1,10 @@
 """Low-rank locally connected op (Elsayed et al., ICML 2020) as one convolution plus a mix.
 
 Every position's kernel is a mix of ``R`` basis kernels, ``W_p = sum_r mix[p, r] B_r``. Since the
-mix does not depend on the input, ``out_p = sum_r mix[p, r] (B_r * x)_p``: one convolution with
-``R * O`` output channels (all basis kernels at once) followed by a per-position weighted sum
-over the rank axis. No unfold, no per-position weight: it costs about R convolutions.
+mix does not depend on the input, ``out_p = sum_r mix[p, r] (B_r * x)_p``: convolutions with
+``R * O`` output channels in all (several basis kernels per call, see ``MAX_OUTPUT_BYTES``)
+followed by a per-position weighted sum over the rank axis. No unfold, no per-position weight:
+it costs about R convolutions.
 
 Shapes (d spatial dimensions, g = groups): x (N, C, *padded_size), zero padding applied; weight
 (R, O, C // g, *kernel_size); mixing (*out_size, R); bias None, (O,) or (*out_size, O); result
@@ -47,7 +48,7 @@ def lowrank_locally_connected(
     benchmark's shape on a 2-core CPU (docs/performance.md).
     """
     d = mixing.dim() - 1
-    rank, out_channels = weight.shape[:2]
+    out_channels = weight.shape[1]
     og, n, out_size = out_channels // groups, x.shape[0], mixing.shape[:-1]
     per_rank = n * out_channels * out_size.numel() * x.element_size()
     chunk = max(1, MAX_OUTPUT_BYTES // max(1, per_rank))
